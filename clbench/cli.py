@@ -1,0 +1,257 @@
+"""The `clbench` command: a thin shell over the library.
+
+Every user mistake ends as one line on stderr and exit status 2. Commands that only list
+things never import torch or avalanche, so they answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from . import __version__
+from .errors import ClbenchError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ClbenchError(message)
+
+
+def _add_protocol_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--protocol", "-p", required=required, metavar="NAME",
+                        help="named protocol (see `clbench protocols`)")
+    _add_set_option(parser)
+
+
+def _add_set_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a protocol field, e.g. training.epochs=3 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="clbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"clbench {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    protocols = commands.add_parser("protocols", help="list the named protocols, or show one")
+    protocols_commands = protocols.add_subparsers(dest="protocols_command", metavar="show", parser_class=_Parser)
+    protocols.add_argument("--json", action="store_true", help="print JSON")
+    show = protocols_commands.add_parser("show", help="the fully resolved protocol and its hash")
+    show.add_argument("name", metavar="NAME")
+    _add_set_option(show)
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    env = commands.add_parser("env-matrix", help="the environment's phase x task sample counts")
+    _add_protocol_options(env)
+    env.add_argument("--seed", type=int, default=0, help="seed (only the stochastic environment uses it)")
+    env.add_argument("--json", action="store_true", help='print {"matrix": [[...], ...]}')
+
+    evaluate = commands.add_parser("evaluate", help="run a method on a protocol and print its metrics")
+    evaluate.add_argument("method", metavar="METHOD", help="method name (see `clbench methods`)")
+    _add_protocol_options(evaluate, required=False)
+    evaluate.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                          help="seeds to run (default: the protocol's seeds)")
+    evaluate.add_argument("--hp", dest="hyperparameters", action="append", default=[],
+                          metavar="KEY=VALUE", help="set a method hyperparameter (repeatable)")
+    evaluate.add_argument("--data-root", metavar="DIR",
+                          help="torchvision dataset root (default: $CLBENCH_DATA_ROOT, else ~/.cache/clbench/data)")
+    evaluate.add_argument("--out", default="results", metavar="DIR", help="folder for run records (default: results)")
+    evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    methods = commands.add_parser("methods", help="list the installed methods")
+    methods.add_argument("--json", action="store_true", help="print JSON")
+
+    plugins = commands.add_parser("plugins", help="list the installed plugins")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _resolve_protocol(name: str, overrides: list[str]):
+    from .presets import get_protocol
+    from .protocol import apply_overrides
+
+    return apply_overrides(get_protocol(name), overrides)
+
+
+def cmd_protocols(args) -> int:
+    from .presets import PROTOCOLS
+
+    if args.protocols_command == "show":
+        protocol = _resolve_protocol(args.name, args.overrides)
+        resolved = protocol.resolved()
+        if args.json:
+            _print_json(resolved)
+        else:
+            print(f"# {protocol.name} v{protocol.version}  hash {protocol.hash}")
+            print(json.dumps({k: v for k, v in resolved.items() if k != "hash"}, indent=2))
+        return 0
+    rows = []
+    for p in PROTOCOLS.values():
+        b = p.benchmark
+        rows.append({
+            "name": p.name, "version": p.version, "hash": p.short_hash,
+            "benchmark": b.name, "scenario": b.scenario, "tasks": b.n_tasks,
+            "train/task": b.train_samples_per_task, "environment": p.environment.kind,
+            "model": "mlp " + "-".join(map(str, p.model.hidden)),
+            "epochs": p.training.epochs, "description": p.description,
+        })
+    if args.json:
+        _print_json(rows)
+    else:
+        print(tabulate([{k: v for k, v in r.items() if k != "description"} for r in rows],
+                       headers="keys", tablefmt="github"))
+    return 0
+
+
+def cmd_env_matrix(args) -> int:
+    protocol = _resolve_protocol(args.protocol, args.overrides)
+    matrix = protocol.env_matrix(args.seed)
+    if args.json:
+        print(json.dumps({"matrix": matrix}))
+        return 0
+    T = len(matrix)
+    rows = [[f"phase {p}"] + row + [sum(row)] for p, row in enumerate(matrix)]
+    print(f"{protocol.name} ({protocol.environment.kind}, hash {protocol.short_hash}); "
+          "rows = phases, columns = tasks")
+    print(tabulate(rows, headers=[""] + [f"task {t}" for t in range(T)] + ["total"], tablefmt="github"))
+    return 0
+
+
+def _parse_hyperparameters(registered, assignments: list[str]):
+    from .protocol import parse_assignment
+
+    values = dict(parse_assignment(text, "--hp") for text in assignments)
+    return registered.method.parse_hyperparameters(values)
+
+
+def cmd_evaluate(args) -> int:
+    from .datasets import resolve_data_root
+    from .plugins import get_registry
+    from .records import ensure_writable_dir
+
+    protocol = _resolve_protocol(args.protocol or "smoke", args.overrides)
+    registered = get_registry().get(args.method)
+    hyperparameters = _parse_hyperparameters(registered, args.hyperparameters)
+    seeds = args.seeds if args.seeds is not None else list(protocol.seeds)
+    if any(s < 0 for s in seeds):
+        raise ClbenchError("seeds must be non-negative integers")
+    if len(set(seeds)) != len(seeds):
+        raise ClbenchError("--seeds lists a seed twice")
+    out = ensure_writable_dir(Path(args.out))
+    data_root = resolve_data_root(args.data_root)
+    if not data_root.exists() and args.data_root:
+        raise ClbenchError(f"data root '{data_root}' does not exist")
+
+    from .records import write_record
+    from .report import accuracy_matrix_table, metrics_table
+    from .runner import RunRequest, check_scenario, resolve_device, run
+
+    resolve_device(args.device)
+    requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
+                           list(args.overrides), progress=not args.quiet) for seed in seeds]
+    check_scenario(requests[0])
+    print(f"clbench {__version__} · protocol {protocol.name} v{protocol.version} "
+          f"(hash {protocol.short_hash}) · method {registered.name} "
+          f"({registered.plugin} {registered.version}) · seeds {' '.join(map(str, seeds))}",
+          file=sys.stderr)
+    records = []
+    for request in requests:
+        record = run(request)
+        path = write_record(record, out)
+        records.append(record)
+        print(f"seed {request.seed}: ACC {record.metrics.acc * 100:.2f}%  "
+              f"({record.wall_time_s:.1f} s)  -> {path}", file=sys.stderr)
+    if len(records) == 1:
+        print(accuracy_matrix_table(records[0]))
+        print()
+    print(f"{protocol.name} (hash {protocol.short_hash}) · {registered.name} · "
+          f"{len(records)} seed(s) · accuracies in %, averaged over tasks")
+    print(metrics_table(records))
+    return 0
+
+
+def _method_rows(registry) -> list[dict]:
+    rows = []
+    for name in sorted(registry.methods):
+        registered = registry.methods[name]
+        method = registered.method
+        rows.append({
+            "name": name,
+            "plugin": registered.plugin,
+            "version": registered.version,
+            "scenarios": list(method.scenarios),
+            "hyperparameters": {
+                key: field.default for key, field in method.hyperparameters.model_fields.items()
+            },
+            "description": method.description,
+        })
+    return rows
+
+
+def cmd_methods(args) -> int:
+    from .plugins import get_registry
+
+    registry = get_registry()
+    rows = _method_rows(registry)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        table = [[r["name"], f"{r['plugin']} {r['version']}", ",".join(r["scenarios"]),
+                  ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items()) or "-"]
+                 for r in rows]
+        print(tabulate(table, headers=["method", "plugin", "scenarios", "hyperparameters"], tablefmt="github"))
+    for failure in registry.failures:
+        print(f"clbench: warning: plugin '{failure.name}' ({failure.distribution}) failed to load: "
+              f"{failure.error}", file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args) -> int:
+    from .plugins import get_registry
+
+    registry = get_registry()
+    rows = [{"name": p.name, "distribution": p.distribution, "version": p.version,
+             "methods": list(p.methods), "error": p.error} for p in registry.plugins]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(tabulate([[r["name"], r["distribution"], r["version"], ", ".join(r["methods"]),
+                         r["error"] or "ok"] for r in rows],
+                       headers=["plugin", "distribution", "version", "methods", "status"], tablefmt="github"))
+    return 0
+
+
+COMMANDS = {
+    "protocols": cmd_protocols,
+    "env-matrix": cmd_env_matrix,
+    "evaluate": cmd_evaluate,
+    "methods": cmd_methods,
+    "plugins": cmd_plugins,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except ClbenchError as exc:
+        print(f"clbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("clbench: interrupted", file=sys.stderr)
+        return 130

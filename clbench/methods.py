@@ -1,0 +1,113 @@
+"""What a method is: a name, a hyperparameter model and a strategy factory.
+
+Plugins describe methods with `Method`; the harness calls the factory with a
+`StrategyContext` holding everything the harness owns (model, optimizer, loss, training
+budget, device, its own evaluation plugins) and the validated hyperparameters, and gets
+back an Avalanche `SupervisedTemplate`. Methods never see test data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ClbenchError, did_you_mean
+
+SCENARIOS = ("domain", "class")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class NoHyperparameters(BaseModel):
+    """For methods without hyperparameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass
+class StrategyContext:
+    """What the harness hands a method's factory. Everything here belongs to the protocol."""
+
+    model: Any
+    optimizer: Any
+    criterion: Any
+    train_epochs: int
+    train_mb_size: int
+    eval_mb_size: int
+    device: Any
+    plugins: list = field(default_factory=list)
+    evaluator: Any = None
+    scenario: str = "domain"
+    n_classes: int = 10
+    n_tasks: int = 1
+
+    def strategy_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments every Avalanche `SupervisedTemplate` subclass accepts.
+
+        Pass them through unchanged (``Naive(**ctx.strategy_kwargs())``) and add your own
+        plugins to ``plugins`` rather than replacing the list: the harness's plugins must
+        stay in the strategy.
+        """
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "criterion": self.criterion,
+            "train_mb_size": self.train_mb_size,
+            "train_epochs": self.train_epochs,
+            "eval_mb_size": self.eval_mb_size,
+            "device": self.device,
+            "plugins": list(self.plugins),
+            "evaluator": self.evaluator,
+        }
+
+
+@dataclass(frozen=True)
+class Method:
+    """A continual-learning method, as a plugin registers it."""
+
+    name: str
+    factory: Callable[[StrategyContext, BaseModel], Any]
+    hyperparameters: type[BaseModel] = NoHyperparameters
+    scenarios: tuple[str, ...] = SCENARIOS
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"method name '{self.name}' must be lower-case letters, digits, '-' or '_'")
+        bad = set(self.scenarios) - set(SCENARIOS)
+        if bad or not self.scenarios:
+            raise ValueError(f"method '{self.name}': scenarios must be a non-empty subset of {SCENARIOS}")
+        if not (isinstance(self.hyperparameters, type) and issubclass(self.hyperparameters, BaseModel)):
+            raise ValueError(f"method '{self.name}': hyperparameters must be a pydantic model class")
+
+    def parse_hyperparameters(self, values: dict[str, Any]) -> BaseModel:
+        """Validate `--hp` values against the method's model, with one-line errors."""
+        fields = self.hyperparameters.model_fields
+        for key in values:
+            if key not in fields:
+                known = ", ".join(fields) or "none"
+                hint = did_you_mean(key, fields) or f"; known: {known}"
+                raise ClbenchError(f"method '{self.name}' has no hyperparameter '{key}'{hint}")
+        try:
+            return self.hyperparameters.model_validate(values)
+        except ValidationError as exc:
+            parts = [
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+            ]
+            raise ClbenchError(f"bad hyperparameter for '{self.name}': {'; '.join(parts)}") from None
+
+
+@dataclass(frozen=True)
+class RegisteredMethod:
+    """A method plus the installed distribution that registered it."""
+
+    method: Method
+    plugin: str
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.method.name

@@ -1,0 +1,113 @@
+"""The named protocols clbench ships. Changing a preset's content means bumping its version."""
+
+from __future__ import annotations
+
+from .environments import CountTable, PowerLaw, Sequential
+from .errors import unknown_name
+from .protocol import BenchmarkSpec, EvaluationSpec, ModelSpec, Protocol, TrainingSpec
+
+#: The early public code's power-law counts for a task introduced k = 0..9 phases ago.
+#: They fit 57,927 * (10 / (10 + k)) ** 5.6 only to within one sample (k = 7 gives 2,967),
+#: so the paper preset uses the table itself.
+PAPER_COUNTS_BY_LAG = (57927, 33969, 20867, 13329, 8802, 5981, 4167, 2968, 2155, 1592)
+
+#: MLP hidden-layer sizes used across protocols and robustness sweeps.
+MLP_SIZES = {
+    "small": (100, 100),
+    "medium": (400, 400),
+    "large": (1000, 1000),
+    "paper": (1000, 1000, 1000),
+}
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in [
+        Protocol(
+            name="smoke",
+            description="Tiny permuted-MNIST power-law run for tests and first contact (<1 min on CPU).",
+            benchmark=BenchmarkSpec(
+                name="permuted-mnist", n_tasks=3,
+                train_samples_per_task=2000, test_samples_per_task=1000,
+            ),
+            model=ModelSpec(hidden=(256,)),
+            environment=PowerLaw(rehearsal_fraction=0.5),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=32, epochs=2),
+            evaluation=EvaluationSpec(curve_points=5, curve_test_samples=500),
+            seeds=(0, 1),
+        ),
+        Protocol(
+            name="pmnist-10",
+            description=(
+                "Standard CPU-feasible permuted MNIST: 10 tasks, budgeted power-law rehearsal."
+            ),
+            benchmark=BenchmarkSpec(
+                name="permuted-mnist", n_tasks=10,
+                train_samples_per_task=10000, test_samples_per_task=2000,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["medium"]),
+            environment=PowerLaw(rehearsal_fraction=0.25),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=1),
+            evaluation=EvaluationSpec(curve_points=10, curve_test_samples=1000),
+        ),
+        Protocol(
+            name="pmnist-paper",
+            description=(
+                "The paper's scale as far as known: the early code's power-law count table, "
+                "3x1000 MLP with batch norm and dropout, Adam, large batches. Meant for a GPU."
+            ),
+            benchmark=BenchmarkSpec(
+                name="permuted-mnist", n_tasks=10,
+                train_samples_per_task=60000, test_samples_per_task=None,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["paper"], batch_norm=True, dropout=0.5),
+            environment=CountTable(counts_by_lag=PAPER_COUNTS_BY_LAG),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=1024, epochs=20),
+            evaluation=EvaluationSpec(curve_points=20, curve_test_samples=2000),
+        ),
+        Protocol(
+            name="smnist-5",
+            description="Class-incremental Split MNIST: 5 tasks of 2 digits, one 10-way head.",
+            benchmark=BenchmarkSpec(
+                name="split-mnist", n_tasks=5,
+                train_samples_per_task=10000, test_samples_per_task=None,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["medium"]),
+            environment=Sequential(),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=1),
+        ),
+        Protocol(
+            name="scifar100-10",
+            description=(
+                "Class-incremental Split CIFAR-100: 10 tasks of 10 classes (downloads on first use)."
+            ),
+            benchmark=BenchmarkSpec(
+                name="split-cifar100", n_tasks=10,
+                train_samples_per_task=5000, test_samples_per_task=None,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["large"]),
+            environment=Sequential(),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+        ),
+        Protocol(
+            name="stinyimagenet-10",
+            description=(
+                "Class-incremental Split Tiny ImageNet: 10 tasks of 20 classes (downloads on first use)."
+            ),
+            benchmark=BenchmarkSpec(
+                name="split-tinyimagenet", n_tasks=10,
+                train_samples_per_task=10000, test_samples_per_task=None,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["large"]),
+            environment=Sequential(),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
+        ),
+    ]
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    """A named protocol, or a clear error with the closest name."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise unknown_name("protocol", name, PROTOCOLS) from None

@@ -1,0 +1,190 @@
+"""Run records: one validated JSON file per (protocol, method, hyperparameters, seed).
+
+A record holds everything needed to rebuild a leaderboard row and to check where it came
+from: the resolved protocol with its hash, the method and the distribution that provided
+it, the measured accuracy matrix and learning curves, and the software and hardware. Files
+are written atomically (temporary file, fsync, rename), so a killed run never leaves a
+half-written record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ClbenchError
+from .protocol import Protocol
+
+SCHEMA_VERSION = 1
+
+Accuracy = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MethodInfo(_Strict):
+    name: str
+    plugin: str
+    version: str
+    hyperparameters: dict[str, Any]
+
+
+class Versions(_Strict):
+    python: str
+    torch: str
+    torchvision: str
+    avalanche: str
+    clbench: str
+
+
+class Hardware(_Strict):
+    platform: str
+    processor: str
+    cpu_count: int
+    torch_threads: int
+    accelerator: str | None = None
+
+
+class LearningCurve(_Strict):
+    phase: int
+    samples: list[int]
+    accuracy: list[Accuracy]
+
+
+class ForwardFacilitation(_Strict):
+    threshold: float
+    samples_to_threshold: list[int | None]
+    auc: list[float]
+    mean_auc: float | None
+    auc_slope: float | None
+
+
+class Metrics(_Strict):
+    acc: float
+    bwt: float | None
+    forgetting: float | None
+    fwt: float | None
+    learning_accuracy: float
+    ff_auc: float | None
+    forward_facilitation: ForwardFacilitation
+
+
+class RunRecord(_Strict):
+    """The schema of a completed run's JSON record."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    status: Literal["completed"] = "completed"
+    protocol: dict[str, Any]
+    protocol_overrides: list[str] = []
+    method: MethodInfo
+    seed: int
+    environment_matrix: list[list[int]]
+    accuracy_matrix: list[list[Accuracy]]
+    untrained_accuracy: list[Accuracy]
+    learning_curves: list[LearningCurve]
+    samples_trained: list[int]
+    metrics: Metrics
+    versions: Versions
+    device: str
+    hardware: Hardware
+    wall_time_s: float
+    setup_time_s: float
+    phase_times_s: list[float]
+    created_at: str
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunRecord":
+        body = {k: v for k, v in self.protocol.items() if k != "hash"}
+        try:
+            protocol = Protocol.model_validate(body)
+        except ValidationError as exc:
+            raise ValueError(f"protocol is not a valid clbench protocol: {exc.errors()[0]['msg']}") from None
+        if protocol.hash != self.protocol.get("hash"):
+            raise ValueError("protocol hash does not match the protocol's content")
+        T = protocol.benchmark.n_tasks
+        for name, matrix in (("accuracy_matrix", self.accuracy_matrix),
+                             ("environment_matrix", self.environment_matrix)):
+            if len(matrix) != T or any(len(row) != T for row in matrix):
+                raise ValueError(f"{name} must be {T}x{T} for this protocol")
+        if len(self.untrained_accuracy) != T or len(self.learning_curves) != T:
+            raise ValueError(f"untrained_accuracy and learning_curves need {T} entries")
+        if self.run_id != run_id(self.protocol["hash"], self.method.name,
+                                 self.method.hyperparameters, self.seed):
+            raise ValueError("run_id does not match protocol hash, method, hyperparameters and seed")
+        return self
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocol["name"]
+
+    @property
+    def protocol_hash(self) -> str:
+        return self.protocol["hash"]
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def run_id(protocol_hash: str, method: str, hyperparameters: dict[str, Any], seed: int) -> str:
+    """Stable id of a run: the same protocol, method, hyperparameters and seed give the same id."""
+    key = canonical_json([protocol_hash, method, hyperparameters, seed])
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def record_filename(protocol_name: str, method: str, seed: int, rid: str) -> str:
+    return f"{protocol_name}__{method}__seed{seed}__{rid[:10]}.json"
+
+
+def ensure_writable_dir(folder: Path) -> Path:
+    """Create `folder` if needed and prove it is writable, before any compute is spent."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".clbench-probe-"):
+            pass
+    except OSError as exc:
+        raise ClbenchError(f"output folder '{folder}' is not writable ({exc.strerror or exc})") from None
+    return folder
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_record(record: RunRecord, folder: Path) -> Path:
+    path = Path(folder) / record_filename(record.protocol_name, record.method.name, record.seed, record.run_id)
+    write_atomic(path, record.model_dump_json(indent=1) + "\n")
+    return path
+
+
+def read_record(path: Path) -> RunRecord:
+    """Load and validate one record, with a one-line error naming the file."""
+    try:
+        return RunRecord.model_validate_json(Path(path).read_bytes())
+    except OSError as exc:
+        raise ClbenchError(f"cannot read record '{path}': {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ClbenchError(f"invalid record '{path}': {where + ': ' if where else ''}{first['msg']}") from None

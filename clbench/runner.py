@@ -1,0 +1,239 @@
+"""The runner: one (protocol, method, hyperparameters, seed) in, one validated record out.
+
+Per seed: load the tasks, build the harness's model, optimizer and loss, let the method
+build its strategy, measure the untrained model, then for each phase hand the strategy
+exactly that phase's experience and measure every task's test accuracy afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from . import __version__
+from .errors import ClbenchError
+from .evaluation import TaskEvaluator
+from .experiences import make_experience
+from .methods import RegisteredMethod, StrategyContext
+from .metrics import compute_metrics
+from .models import build_model
+from .probes import PhaseProbe
+from .protocol import Protocol, TrainingSpec
+from .records import RunRecord, run_id
+from .seeding import derive_seed
+from .tasks import load_tasks, phase_data
+
+
+@dataclass
+class RunRequest:
+    """Everything that identifies a run, plus where and how to run it."""
+
+    protocol: Protocol
+    method: RegisteredMethod
+    hyperparameters: BaseModel
+    seed: int
+    data_root: Path
+    device: str = "cpu"
+    overrides: list[str] = field(default_factory=list)
+    progress: bool = False
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self.protocol.hash, self.method.name,
+                      self.hyperparameters.model_dump(mode="json"), self.seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or 'auto' (a GPU when there is one)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ClbenchError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ClbenchError("--device cuda was asked for, but torch sees no CUDA GPU here")
+    if device.type not in ("cpu", "cuda"):
+        raise ClbenchError(f"unsupported device '{name}'; use cpu, cuda, cuda:N or auto")
+    return device
+
+
+def make_optimizer(training: TrainingSpec, model: nn.Module) -> torch.optim.Optimizer:
+    if training.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
+                               weight_decay=training.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG a strategy might consume (torch, numpy, random)."""
+    torch.manual_seed(derive_seed(seed, "torch"))
+    np.random.seed(derive_seed(seed, "numpy") % 2**32)
+    random.seed(derive_seed(seed, "random"))
+
+
+def quiet_evaluator():
+    """An Avalanche evaluation plugin with no metrics and no loggers: the harness measures."""
+    from avalanche.training.plugins import EvaluationPlugin
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No loggers specified")
+        return EvaluationPlugin(loggers=[])
+
+
+def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, probe: PhaseProbe):
+    """Call the method's factory and check it returned a strategy the harness can drive."""
+    from avalanche.training.templates import SupervisedTemplate
+
+    protocol = request.protocol
+    context = StrategyContext(
+        model=model,
+        optimizer=make_optimizer(protocol.training, model),
+        criterion=nn.CrossEntropyLoss(),
+        train_epochs=protocol.training.epochs,
+        train_mb_size=protocol.training.batch_size,
+        eval_mb_size=protocol.evaluation.batch_size,
+        device=device,
+        plugins=[probe],
+        evaluator=quiet_evaluator(),
+        scenario=protocol.benchmark.scenario,
+        n_classes=protocol.benchmark.n_classes,
+        n_tasks=protocol.benchmark.n_tasks,
+    )
+    strategy = request.method.method.factory(context, request.hyperparameters)
+    if not isinstance(strategy, SupervisedTemplate):
+        raise ClbenchError(
+            f"method '{request.method.name}' returned {type(strategy).__name__}, "
+            "not an Avalanche SupervisedTemplate"
+        )
+    if probe not in strategy.plugins:
+        raise ClbenchError(
+            f"method '{request.method.name}' dropped the harness plugins; pass "
+            "ctx.strategy_kwargs() (or ctx.plugins) to the strategy"
+        )
+    return strategy
+
+
+def _versions() -> dict[str, str]:
+    import avalanche
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "avalanche": getattr(avalanche, "__version__", "unknown"),
+        "clbench": __version__,
+    }
+
+
+def _hardware(device: torch.device) -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count() or 1,
+        "torch_threads": torch.get_num_threads(),
+        "accelerator": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+    }
+
+
+def _progress_bar(enabled: bool, total: int, description: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: bars only on a terminal, so logs and CI output stay clean
+    return tqdm(total=total, desc=description, unit="smp", unit_scale=True, leave=False,
+                file=sys.stderr, dynamic_ncols=True, disable=None)
+
+
+def check_scenario(request: RunRequest) -> None:
+    scenario = request.protocol.benchmark.scenario
+    if scenario not in request.method.method.scenarios:
+        raise ClbenchError(
+            f"method '{request.method.name}' supports {'/'.join(request.method.method.scenarios)}"
+            f"-incremental protocols, but '{request.protocol.name}' is {scenario}-incremental"
+        )
+
+
+def run(request: RunRequest) -> RunRecord:
+    """Train and evaluate one method on one protocol for one seed."""
+    check_scenario(request)
+    protocol, seed = request.protocol, request.seed
+    device = resolve_device(request.device)
+    started = time.perf_counter()
+
+    tasks = load_tasks(protocol.benchmark, request.data_root, seed)
+    matrix = protocol.env_matrix(seed)
+    evaluator = TaskEvaluator(tasks, protocol.evaluation.batch_size, device,
+                              protocol.evaluation.curve_test_samples)
+    all_classes = {c for task in tasks for c in task.classes}
+
+    seed_everything(seed)
+    model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
+    probe = PhaseProbe(evaluator.curve_point, protocol.evaluation.curve_points)
+    strategy = build_strategy(request, model, device, probe)
+    untrained = evaluator.all_tasks(strategy.model)
+    setup_time = time.perf_counter() - started
+
+    accuracy_matrix, curves, samples_trained, phase_times = [], [], [], []
+    seen: set[int] = set()
+    T = protocol.benchmark.n_tasks
+    for phase in range(T):
+        phase_started = time.perf_counter()
+        data = phase_data(tasks, matrix[phase], phase, seed)
+        experience = make_experience(data, phase, seen, all_classes)
+        planned = len(data.y) * protocol.training.epochs
+        bar = _progress_bar(request.progress, planned, f"seed {seed} phase {phase + 1}/{T}")
+        probe.begin_phase(phase, planned, bar)
+        try:
+            strategy.train(experience)
+        finally:
+            if bar is not None:
+                bar.close()
+        seen |= set(experience.classes_in_this_experience)
+        accuracy_matrix.append(evaluator.all_tasks(strategy.model))
+        curves.append({"phase": phase, "samples": probe.curve_samples,
+                       "accuracy": probe.curve_accuracy})
+        samples_trained.append(probe.samples_seen)
+        phase_times.append(time.perf_counter() - phase_started)
+
+    metrics = compute_metrics(accuracy_matrix, untrained, curves,
+                              protocol.evaluation.facilitation_threshold)
+    return RunRecord(
+        run_id=request.run_id,
+        protocol=protocol.resolved(),
+        protocol_overrides=list(request.overrides),
+        method={
+            "name": request.method.name,
+            "plugin": request.method.plugin,
+            "version": request.method.version,
+            "hyperparameters": request.hyperparameters.model_dump(mode="json"),
+        },
+        seed=seed,
+        environment_matrix=matrix,
+        accuracy_matrix=accuracy_matrix,
+        untrained_accuracy=untrained,
+        learning_curves=curves,
+        samples_trained=samples_trained,
+        metrics=metrics,
+        versions=_versions(),
+        device=str(device),
+        hardware=_hardware(device),
+        wall_time_s=time.perf_counter() - started,
+        setup_time_s=setup_time,
+        phase_times_s=phase_times,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
