@@ -42,11 +42,11 @@ PROTOCOLS: dict[str, Protocol] = {
             ),
             benchmark=BenchmarkSpec(
                 name="permuted-mnist", n_tasks=10,
-                train_samples_per_task=10000, test_samples_per_task=2000,
+                train_samples_per_task=20000, test_samples_per_task=2000,
             ),
             model=ModelSpec(hidden=MLP_SIZES["medium"]),
             environment=PowerLaw(rehearsal_fraction=0.25),
-            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=1),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=2),
             evaluation=EvaluationSpec(curve_points=10, curve_test_samples=1000),
         ),
         Protocol(

@@ -35,6 +35,7 @@ class MethodInfo(_Strict):
     plugin: str
     version: str
     hyperparameters: dict[str, Any]
+    stored_exemplars: int = Field(ge=0)
 
 
 class Versions(_Strict):

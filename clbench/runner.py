@@ -221,6 +221,8 @@ def run(request: RunRequest) -> RunRecord:
             "plugin": request.method.plugin,
             "version": request.method.version,
             "hyperparameters": request.hyperparameters.model_dump(mode="json"),
+            "stored_exemplars": request.method.method.exemplars(
+                request.hyperparameters, protocol.benchmark.n_tasks),
         },
         seed=seed,
         environment_matrix=matrix,
