@@ -152,19 +152,21 @@ def cmd_evaluate(args) -> int:
         raise ClbenchError("seeds must be non-negative integers")
     if len(set(seeds)) != len(seeds):
         raise ClbenchError("--seeds lists a seed twice")
-    out = ensure_writable_dir(Path(args.out))
     data_root = resolve_data_root(args.data_root)
-    if not data_root.exists() and args.data_root:
+    if args.data_root and not data_root.is_dir():
         raise ClbenchError(f"data root '{data_root}' does not exist")
 
     from .records import write_record
     from .report import accuracy_matrix_table, metrics_table
     from .runner import RunRequest, check_scenario, resolve_device, run
+    from .tasks import preload
 
     resolve_device(args.device)
     requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
                            list(args.overrides), progress=not args.quiet) for seed in seeds]
     check_scenario(requests[0])
+    preload(protocol.benchmark, data_root)  # a missing dataset fails before anything is written
+    out = ensure_writable_dir(Path(args.out))
     print(f"clbench {__version__} · protocol {protocol.name} v{protocol.version} "
           f"(hash {protocol.short_hash}) · method {registered.name} "
           f"({registered.plugin} {registered.version}) · seeds {' '.join(map(str, seeds))}",

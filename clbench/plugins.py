@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from . import hookspecs
-from .errors import ClbenchError, unknown_name
+from .errors import ClbenchError, did_you_mean, unknown_name
 from .methods import Method, RegisteredMethod
 
 ENTRY_POINT_GROUP = "clbench"
@@ -110,10 +110,7 @@ def load_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
         manager.register(plugin, name=name)
         origin[name] = (IN_PROCESS, "0")
 
-    try:
-        manager.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise ClbenchError(f"plugin '{exc.plugin_name}': {str(exc).strip()}") from None
+    _check_hook_names(manager, origin)
 
     for impl in manager.hook.clbench_register_methods.get_hookimpls():
         dist_name, version = origin[impl.plugin_name]
@@ -144,6 +141,22 @@ def load_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
         )
     registry.plugins.sort(key=lambda p: p.name)
     return registry
+
+
+def _check_hook_names(manager: pluggy.PluginManager, origin: dict[str, tuple[str, str]]) -> None:
+    """A hook implementation with no matching specification is an error (usually a typo)."""
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = manager.get_name(exc.plugin) or "?"
+        dist = origin.get(name, ("unknown", ""))[0]
+        hook = re.search(r"unknown hook '([^']+)'", str(exc))
+        hook_name = hook.group(1) if hook else str(exc)
+        known = [n for n in dir(hookspecs) if n.startswith("clbench_")]
+        raise ClbenchError(
+            f"plugin '{name}' ({dist}) implements unknown hook '{hook_name}'"
+            f"{did_you_mean(hook_name, known)}"
+        ) from None
 
 
 _REGISTRY: Registry | None = None

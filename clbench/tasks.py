@@ -46,6 +46,11 @@ class PhaseData:
     counts: tuple[int, ...]
 
 
+def preload(benchmark: BenchmarkSpec, data_root: Path) -> None:
+    """Read the benchmark's dataset into the process cache (raises ClbenchError if missing)."""
+    load_raw(RAW_DATASET[benchmark.name], data_root)
+
+
 def load_tasks(benchmark: BenchmarkSpec, data_root: Path, seed: int) -> list[Task]:
     """The benchmark's tasks for one seed (data read from disk once per process)."""
     raw = load_raw(RAW_DATASET[benchmark.name], data_root)
