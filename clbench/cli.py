@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     methods = commands.add_parser("methods", help="list the installed methods")
     methods.add_argument("--json", action="store_true", help="print JSON")
 
+    check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
+    check.add_argument("method", metavar="METHOD")
+    check.add_argument("--protocol", "-p", metavar="NAME",
+                       help="protocol to check on (default: smoke, or a small smnist-5 for class-only methods)")
+    _add_set_option(check)
+    check.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
+    check.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
     plugins = commands.add_parser("plugins", help="list the installed plugins")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -223,6 +231,17 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_check_plugin(args) -> int:
+    from .testing import check_method
+
+    if args.protocol:
+        _resolve_protocol(args.protocol, args.overrides)  # bad names and values fail here, as usage errors
+    report = check_method(args.method, data_root=args.data_root, protocol=args.protocol,
+                          overrides=args.overrides, device=args.device)
+    print(report.summary())
+    return 0 if report.passed else 1
+
+
 def cmd_plugins(args) -> int:
     from .plugins import get_registry
 
@@ -244,6 +263,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "methods": cmd_methods,
     "plugins": cmd_plugins,
+    "check-plugin": cmd_check_plugin,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import ClbenchError
@@ -58,6 +59,11 @@ class RawDataset:
         x = images.to(torch.float32).div_(255.0)
         x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
         return x.reshape(len(x), -1)
+
+    @cached_property
+    def standardised_splits(self) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+        """(train, test) as standardised flat float32 rows, computed once per dataset."""
+        return self.standardised(self.train_x), self.standardised(self.test_x)
 
 
 _CACHE: dict[tuple[str, str], RawDataset] = {}

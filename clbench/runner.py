@@ -48,6 +48,9 @@ class RunRequest:
     device: str = "cpu"
     overrides: list[str] = field(default_factory=list)
     progress: bool = False
+    #: Extra harness-side Avalanche plugins (for `clbench check-plugin`); each may define
+    #: ``begin_phase(phase, data)`` to see the phase's training data before the method does.
+    observers: list = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -106,7 +109,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
         train_mb_size=protocol.training.batch_size,
         eval_mb_size=protocol.evaluation.batch_size,
         device=device,
-        plugins=[probe],
+        plugins=[probe, *request.observers],
         evaluator=quiet_evaluator(),
         scenario=protocol.benchmark.scenario,
         n_classes=protocol.benchmark.n_classes,
@@ -118,7 +121,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
             f"method '{request.method.name}' returned {type(strategy).__name__}, "
             "not an Avalanche SupervisedTemplate"
         )
-    if probe not in strategy.plugins:
+    if any(p not in strategy.plugins for p in context.plugins):
         raise ClbenchError(
             f"method '{request.method.name}' dropped the harness plugins; pass "
             "ctx.strategy_kwargs() (or ctx.plugins) to the strategy"
@@ -198,6 +201,9 @@ def run(request: RunRequest) -> RunRecord:
         planned = len(data.y) * protocol.training.epochs
         bar = _progress_bar(request.progress, planned, f"seed {seed} phase {phase + 1}/{T}")
         probe.begin_phase(phase, planned, bar)
+        for observer in request.observers:
+            if hasattr(observer, "begin_phase"):
+                observer.begin_phase(phase, data)
         try:
             strategy.train(experience)
         finally:

@@ -66,19 +66,8 @@ def _subset(size: int, wanted: int | None, seed: int, *stream: object) -> torch.
     return torch.randperm(size, generator=torch_generator(seed, *stream))[:wanted].sort().values
 
 
-_STANDARDISED: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _standardised(raw: RawDataset) -> tuple[torch.Tensor, torch.Tensor]:
-    key = (id(raw), raw.name)
-    if key not in _STANDARDISED:
-        _STANDARDISED.clear()  # one dataset at a time: these are large
-        _STANDARDISED[key] = (raw.standardised(raw.train_x), raw.standardised(raw.test_x))
-    return _STANDARDISED[key]
-
-
 def _permuted_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> list[Task]:
-    train_x, test_x = _standardised(raw)
+    train_x, test_x = raw.standardised_splits
     available = len(train_x)
     if benchmark.train_samples_per_task > available:
         raise ClbenchError(
@@ -100,7 +89,7 @@ def _permuted_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> lis
 
 
 def _split_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> list[Task]:
-    train_x, test_x = _standardised(raw)
+    train_x, test_x = raw.standardised_splits
     per_task = benchmark.n_classes // benchmark.n_tasks
     order = list(range(benchmark.n_classes))
     if benchmark.class_order == "seeded":

@@ -1,0 +1,171 @@
+"""Checks for method plugins, for `clbench check-plugin` and for plugin authors' own tests.
+
+    from clbench.testing import check_method
+
+    def test_my_method_passes_the_clbench_checks():
+        report = check_method("my-method", data_root="path/to/torchvision/root")
+        assert report.passed, report.summary()
+
+Each check runs the method through the normal harness code path on a small protocol
+(`smoke` by default) and watches what it does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .errors import ClbenchError
+from .plugins import get_registry
+from .presets import get_protocol
+from .protocol import apply_overrides
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    method: str
+    checks: list[Check] = field(default_factory=list)
+    record: object | None = None
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def add(self, name: str, passed: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, bool(passed), detail))
+
+    def summary(self) -> str:
+        lines = [f"{'PASS' if c.passed else 'FAIL'}  {c.name}" + (f": {c.detail}" if c.detail else "")
+                 for c in self.checks]
+        verdict = "all checks passed" if self.passed else "some checks FAILED"
+        return "\n".join(lines + [f"{self.method}: {verdict}"])
+
+
+def _row_keys(x) -> list[bytes]:
+    """A digest per input row, to recognise training samples without storing them."""
+    rows = x.detach().cpu().contiguous().numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=12).digest() for row in rows]
+
+
+def _make_observer():
+    """An Avalanche plugin that checks every training minibatch and counts iterations."""
+    from avalanche.core import SupervisedPlugin
+
+    class TrainingObserver(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.given: set[bytes] = set()
+            self.foreign_batches = 0
+            self.iterations: list[int] = []
+            self.phase_sizes: list[int] = []
+            self.settings: list[tuple[int, int]] = []
+            self.nonfinite_losses = 0
+
+        def begin_phase(self, phase, data):
+            self.given.update(_row_keys(data.x))
+            self.phase_sizes.append(len(data.y))
+            self.iterations.append(0)
+
+        def before_training_exp(self, strategy, *args, **kwargs):
+            self.settings.append((strategy.train_epochs, strategy.train_mb_size))
+
+        def before_backward(self, strategy, *args, **kwargs):
+            self.iterations[-1] += 1
+            if not all(key in self.given for key in _row_keys(strategy.mb_x)):
+                self.foreign_batches += 1
+            if not math.isfinite(float(strategy.loss.detach())):
+                self.nonfinite_losses += 1
+
+    return TrainingObserver()
+
+
+def _check_hyperparameter_model(report: CheckReport, registered) -> bool:
+    model = registered.method.hyperparameters
+    try:
+        defaults = model()
+    except ValidationError as exc:
+        report.add("hyperparameter defaults are valid", False, str(exc.errors()[0]["msg"]))
+        return False
+    report.add("hyperparameter defaults are valid", True, str(defaults.model_dump()) or "none")
+    try:
+        model.model_validate({"__not_a_hyperparameter__": 1})
+        report.add("unknown hyperparameters are rejected", False, "set model_config extra='forbid'")
+    except ValidationError:
+        report.add("unknown hyperparameters are rejected", True)
+    accepted = []
+    for name, info in model.model_fields.items():
+        if info.annotation in (int, float, bool):
+            try:
+                model.model_validate({name: "not-a-number"})
+                accepted.append(name)
+            except ValidationError:
+                pass
+    report.add("badly typed hyperparameters are rejected", not accepted,
+               f"accepted text for {', '.join(accepted)}" if accepted else "")
+    return True
+
+
+def check_method(method: str, data_root: str | Path | None = None, protocol: str | None = None,
+                 overrides: list[str] | None = None, device: str = "cpu") -> CheckReport:
+    """Run the standard checks for `method` and return a report (never raises for a failing check)."""
+    from .datasets import resolve_data_root
+    from .runner import RunRequest, run
+
+    registered = get_registry().get(method)
+    report = CheckReport(method)
+    report.add("method is registered", True, f"{registered.plugin} {registered.version}")
+    if not _check_hyperparameter_model(report, registered):
+        return report
+
+    if protocol is None:
+        protocol = "smoke" if "domain" in registered.method.scenarios else "smnist-5"
+        if protocol == "smnist-5" and not overrides:
+            overrides = ["benchmark.train_samples_per_task=2000", "benchmark.test_samples_per_task=500"]
+    resolved = apply_overrides(get_protocol(protocol), list(overrides or []))
+    observer = _make_observer()
+    request = RunRequest(resolved, registered, registered.method.hyperparameters(), seed=0,
+                         data_root=resolve_data_root(data_root), device=device,
+                         overrides=list(overrides or []), observers=[observer])
+    try:
+        record = run(request)
+    except ClbenchError as exc:
+        report.add(f"completes {resolved.name}", False, str(exc))
+        return report
+    except Exception as exc:  # the method crashed: that is a failed check, not a crash of ours
+        report.add(f"completes {resolved.name}", False, f"{type(exc).__name__}: {exc}")
+        return report
+    report.record = record
+    report.add(f"completes {resolved.name}", True,
+               f"ACC {record.metrics.acc:.3f}, {record.wall_time_s:.1f} s")
+    report.add("returns an Avalanche SupervisedTemplate that keeps the harness plugins", True)
+
+    expected = (resolved.training.epochs, resolved.training.batch_size)
+    off = [s for s in observer.settings if s != expected]
+    report.add("uses the protocol's epochs and batch size", not off,
+               f"expected (epochs, batch) {expected}, strategy had {off[0]}" if off else "")
+    limits = [resolved.training.epochs * -(-n // resolved.training.batch_size) for n in observer.phase_sizes]
+    over = [(p, it, lim) for p, (it, lim) in enumerate(zip(observer.iterations, limits)) if it > lim]
+    report.add("keeps to the training budget (optimizer steps per phase)", not over,
+               f"phase {over[0][0]}: {over[0][1]} steps > {over[0][2]}" if over else
+               f"steps per phase {observer.iterations}")
+    report.add("trains only on the experiences it was given", observer.foreign_batches == 0,
+               f"{observer.foreign_batches} minibatches held samples the harness never handed over"
+               if observer.foreign_batches else "")
+    report.add("training losses are finite", observer.nonfinite_losses == 0,
+               f"{observer.nonfinite_losses} non-finite losses" if observer.nonfinite_losses else "")
+    chance = 1.0 / resolved.benchmark.n_classes
+    learned = max(record.accuracy_matrix[j][j] for j in range(len(record.accuracy_matrix)))
+    report.add("learns something (best new-task accuracy above chance)", learned > 2 * chance,
+               f"best R[j][j] = {learned:.3f}")
+    return report
