@@ -1,0 +1,46 @@
+"""clbench-example: L2 anchoring to the previous phase's weights, as a clbench plugin.
+
+The entry point `example = "clbench_example"` (group `clbench`) makes clbench load this
+module; the `hookimpl` below registers the method. Avalanche is imported only inside the
+factory so that `clbench methods` stays fast.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clbench import Method, StrategyContext, hookimpl
+
+
+class AnchorHyperparameters(BaseModel):
+    """`--hp strength=...`; frozen and strict so clbench can reject bad values."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strength: float = Field(
+        default=1.0, ge=0.0,
+        description="Weight of the L2 pull towards the previous phase's parameters.",
+    )
+
+
+def make_l2_anchor(ctx: StrategyContext, hp: AnchorHyperparameters):
+    """Naive fine-tuning plus the anchoring plugin; everything else comes from the harness."""
+    from avalanche.training.supervised import Naive
+
+    from .anchor import L2AnchorPlugin
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(L2AnchorPlugin(hp.strength))
+    return Naive(**kwargs)
+
+
+@hookimpl
+def clbench_register_methods(register):
+    register(Method(
+        name="l2-anchor",
+        factory=make_l2_anchor,
+        hyperparameters=AnchorHyperparameters,
+        scenarios=("domain", "class"),
+        description="Fine-tuning with an L2 pull towards the previous phase's weights.",
+        stored_exemplars=lambda hp, n_tasks: 0,  # keeps weights, never samples
+    ))
