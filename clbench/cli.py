@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="results", metavar="DIR", help="folder for run records (default: results)")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    evaluate.add_argument("--no-fast-path", dest="fast_path", action="store_false",
+                          help="use Avalanche's per-sample data loader (for A/B checks; slower)")
 
     methods = commands.add_parser("methods", help="list the installed methods")
     methods.add_argument("--json", action="store_true", help="print JSON")
@@ -82,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = commands.add_parser("plugins", help="list the installed plugins")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+
+    board = commands.add_parser("leaderboard", help="aggregate run records into publishable tables")
+    board.add_argument("records", nargs="+", metavar="RECORDS",
+                       help="record files, or folders searched recursively for *.json")
+    board.add_argument("--protocol", "-p", metavar="P", help="keep only records of protocol name P or hash prefix P")
+    board.add_argument("--format", "-f", choices=["md", "latex", "csv", "html", "json"],
+                       help="output format (default: from --out's suffix, else md)")
+    board.add_argument("--out", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     return parser
 
 
@@ -171,7 +181,8 @@ def cmd_evaluate(args) -> int:
 
     resolve_device(args.device)
     requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
-                           list(args.overrides), progress=not args.quiet) for seed in seeds]
+                           list(args.overrides), progress=not args.quiet, fast_path=args.fast_path)
+                for seed in seeds]
     check_scenario(requests[0])
     preload(protocol.benchmark, data_root)  # a missing dataset fails before anything is written
     out = ensure_writable_dir(Path(args.out))
@@ -257,6 +268,17 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from .leaderboard import format_for, leaderboard_text, write_output
+
+    text = leaderboard_text(args.records, args.protocol, format_for(args.format, args.out))
+    if args.out:
+        print(f"wrote {write_output(args.out, text)}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 COMMANDS = {
     "protocols": cmd_protocols,
     "env-matrix": cmd_env_matrix,
@@ -264,6 +286,7 @@ COMMANDS = {
     "methods": cmd_methods,
     "plugins": cmd_plugins,
     "check-plugin": cmd_check_plugin,
+    "leaderboard": cmd_leaderboard,
 }
 
 

@@ -4,7 +4,9 @@ Each phase becomes one `DatasetExperience` whose dataset is a tensor-backed Aval
 classification dataset (no per-sample transforms). It belongs to a train stream holding
 only that experience: a method can reach nothing beyond the data of its current phase.
 Task labels are 0 throughout (domain- and class-incremental scenarios give methods no
-task identity); `current_experience` is the phase index.
+task identity), so the experience is not "task-aware" in Avalanche's sense (no
+`task_labels` attribute: plain data loader, single-head forward); `current_experience` is
+the phase index.
 """
 
 from __future__ import annotations
@@ -29,6 +31,4 @@ def make_experience(data: PhaseData, phase: int, seen_before: set[int], all_clas
     experience.previous_classes = sorted(seen_before)
     experience.classes_seen_so_far = sorted(seen_before | classes)
     experience.future_classes = sorted(all_classes - seen_before - classes)
-    experience.task_labels = [0]
-    experience.task_label = 0
     return experience

@@ -26,6 +26,7 @@ from . import __version__
 from .errors import ClbenchError
 from .evaluation import TaskEvaluator
 from .experiences import make_experience
+from .fastpath import TensorFastPath
 from .methods import RegisteredMethod, StrategyContext
 from .metrics import compute_metrics
 from .models import build_model
@@ -51,6 +52,9 @@ class RunRequest:
     #: Extra harness-side Avalanche plugins (for `clbench check-plugin`); each may define
     #: ``begin_phase(phase, data)`` to see the phase's training data before the method does.
     observers: list = field(default_factory=list)
+    #: Slice minibatches straight out of the phase tensors when that is provably
+    #: equivalent to Avalanche's loader (see clbench.fastpath); False for A/B checks.
+    fast_path: bool = True
 
     @property
     def run_id(self) -> str:
@@ -96,7 +100,7 @@ def quiet_evaluator():
         return EvaluationPlugin(loggers=[])
 
 
-def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, probe: PhaseProbe):
+def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, harness_plugins: list):
     """Call the method's factory and check it returned a strategy the harness can drive."""
     from avalanche.training.templates import SupervisedTemplate
 
@@ -109,7 +113,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
         train_mb_size=protocol.training.batch_size,
         eval_mb_size=protocol.evaluation.batch_size,
         device=device,
-        plugins=[probe, *request.observers],
+        plugins=harness_plugins,
         evaluator=quiet_evaluator(),
         scenario=protocol.benchmark.scenario,
         n_classes=protocol.benchmark.n_classes,
@@ -187,7 +191,8 @@ def run(request: RunRequest) -> RunRecord:
     seed_everything(seed)
     model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
     probe = PhaseProbe(evaluator.curve_point, protocol.evaluation.curve_points)
-    strategy = build_strategy(request, model, device, probe)
+    observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
+    strategy = build_strategy(request, model, device, [probe, *observers])
     untrained = evaluator.all_tasks(strategy.model)
     setup_time = time.perf_counter() - started
 
@@ -201,7 +206,7 @@ def run(request: RunRequest) -> RunRecord:
         planned = len(data.y) * protocol.training.epochs
         bar = _progress_bar(request.progress, planned, f"seed {seed} phase {phase + 1}/{T}")
         probe.begin_phase(phase, planned, bar)
-        for observer in request.observers:
+        for observer in observers:
             if hasattr(observer, "begin_phase"):
                 observer.begin_phase(phase, data)
         try:
