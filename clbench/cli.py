@@ -26,8 +26,8 @@ class _Parser(argparse.ArgumentParser):
         raise ClbenchError(message)
 
 
-def _add_protocol_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--protocol", "-p", required=required, metavar="NAME",
+def _add_protocol_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--protocol", "-p", required=True, metavar="NAME",
                         help="named protocol (see `clbench protocols`)")
     _add_set_option(parser)
 
@@ -58,13 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="run a method on a protocol and print its metrics")
     evaluate.add_argument("method", metavar="METHOD", help="method name (see `clbench methods`)")
-    _add_protocol_options(evaluate, required=False)
+    evaluate.add_argument("--protocol", "-p", metavar="NAME", default="smoke",
+                          help="named protocol (default: smoke; see `clbench protocols`)")
+    _add_set_option(evaluate)
     evaluate.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                           help="seeds to run (default: the protocol's seeds)")
     evaluate.add_argument("--hp", dest="hyperparameters", action="append", default=[],
                           metavar="KEY=VALUE", help="set a method hyperparameter (repeatable)")
     evaluate.add_argument("--data-root", metavar="DIR",
-                          help="torchvision dataset root (default: $CLBENCH_DATA_ROOT, else ~/.cache/clbench/data)")
+                          help="torchvision dataset root (default: $CLBENCH_DATA_ROOT, else "
+                               "${XDG_CACHE_HOME:-~/.cache}/clbench/data, downloading there)")
     evaluate.add_argument("--out", default="results", metavar="DIR", help="folder for run records (default: results)")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -162,7 +165,7 @@ def cmd_evaluate(args) -> int:
     from .plugins import get_registry
     from .records import ensure_writable_dir
 
-    protocol = _resolve_protocol(args.protocol or "smoke", args.overrides)
+    protocol = _resolve_protocol(args.protocol, args.overrides)
     registered = get_registry().get(args.method)
     hyperparameters = _parse_hyperparameters(registered, args.hyperparameters)
     seeds = args.seeds if args.seeds is not None else list(protocol.seeds)
@@ -217,7 +220,8 @@ def _method_rows(registry) -> list[dict]:
             "version": registered.version,
             "scenarios": list(method.scenarios),
             "hyperparameters": {
-                key: field.default for key, field in method.hyperparameters.model_fields.items()
+                key: ("(required)" if field.is_required() else field.get_default(call_default_factory=True))
+                for key, field in method.hyperparameters.model_fields.items()
             },
             "description": method.description,
         })
@@ -300,3 +304,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("clbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `clbench ... | head`: the reader left, which is fine
+        sys.stderr.close()
+        return 0

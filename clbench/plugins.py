@@ -98,6 +98,10 @@ def load_registry(extra_plugins: dict[str, object] | None = None) -> Registry:
             if allowed is not None and _normalise(dist_name) not in allowed:
                 continue
             if manager.has_plugin(entry_point.name):
+                first = origin.get(entry_point.name, ("another distribution",))[0]
+                registry.plugins.append(PluginInfo(
+                    entry_point.name, dist_name, version,
+                    error=f"entry point name '{entry_point.name}' is already used by {first}; not loaded"))
                 continue
             try:
                 manager.register(entry_point.load(), name=entry_point.name)

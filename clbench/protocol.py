@@ -226,8 +226,11 @@ def apply_overrides(protocol: Protocol, assignments: list[str]) -> Protocol:
         return protocol
     data = protocol.model_dump(mode="json")
     settable = _settable_paths(data)
-    for text in assignments:
-        key, value = parse_assignment(text, "--set")
+    parsed = [parse_assignment(text, "--set") for text in assignments]
+    # a kind switch goes first, so parameters set alongside it apply to the new kind
+    # (and a parameter the new kind lacks is an error, not silently dropped)
+    parsed.sort(key=lambda kv: kv[0] != "environment.kind")
+    for key, value in parsed:
         if key not in settable:
             raise ClbenchError(f"unknown protocol field '{key}'{did_you_mean(key, settable)}")
         *parents, leaf = key.split(".")

@@ -60,6 +60,14 @@ class LearningCurve(_Strict):
     accuracy: list[Accuracy]
 
 
+class PhaseTiming(_Strict):
+    """Where a phase's wall time went: the method's training, and the harness's measuring."""
+
+    train_s: float
+    curve_eval_s: float
+    eval_s: float
+
+
 class ForwardFacilitation(_Strict):
     threshold: float
     samples_to_threshold: list[int | None]
@@ -100,6 +108,7 @@ class RunRecord(_Strict):
     wall_time_s: float
     setup_time_s: float
     phase_times_s: list[float]
+    phase_timings: list[PhaseTiming]
     created_at: str
 
     @model_validator(mode="after")

@@ -162,7 +162,7 @@ def _progress_bar(enabled: bool, total: int, description: str):
     from tqdm import tqdm
 
     # disable=None: bars only on a terminal, so logs and CI output stay clean
-    return tqdm(total=total, desc=description, unit="smp", unit_scale=True, leave=False,
+    return tqdm(total=total, desc=description, unit="step", leave=False,
                 file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
@@ -196,30 +196,36 @@ def run(request: RunRequest) -> RunRecord:
     untrained = evaluator.all_tasks(strategy.model)
     setup_time = time.perf_counter() - started
 
-    accuracy_matrix, curves, samples_trained, phase_times = [], [], [], []
+    accuracy_matrix, curves, samples_trained, phase_times, timings = [], [], [], [], []
     seen: set[int] = set()
     T = protocol.benchmark.n_tasks
     for phase in range(T):
         phase_started = time.perf_counter()
         data = phase_data(tasks, matrix[phase], phase, seed)
         experience = make_experience(data, phase, seen, all_classes)
-        planned = len(data.y) * protocol.training.epochs
-        bar = _progress_bar(request.progress, planned, f"seed {seed} phase {phase + 1}/{T}")
-        probe.begin_phase(phase, planned, bar)
+        planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
+        bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
+        probe.begin_phase(phase, planned_steps, bar)
         for observer in observers:
             if hasattr(observer, "begin_phase"):
                 observer.begin_phase(phase, data)
+        train_started = time.perf_counter()
         try:
             strategy.train(experience)
         finally:
             if bar is not None:
                 bar.close()
+        train_seconds = time.perf_counter() - train_started
         seen |= set(experience.classes_in_this_experience)
+        eval_started = time.perf_counter()
         accuracy_matrix.append(evaluator.all_tasks(strategy.model))
+        eval_seconds = time.perf_counter() - eval_started
         curves.append({"phase": phase, "samples": probe.curve_samples,
                        "accuracy": probe.curve_accuracy})
         samples_trained.append(probe.samples_seen)
         phase_times.append(time.perf_counter() - phase_started)
+        timings.append({"train_s": train_seconds - probe.measure_seconds,
+                        "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
 
     metrics = compute_metrics(accuracy_matrix, untrained, curves,
                               protocol.evaluation.facilitation_threshold)
@@ -248,5 +254,6 @@ def run(request: RunRequest) -> RunRecord:
         wall_time_s=time.perf_counter() - started,
         setup_time_s=setup_time,
         phase_times_s=phase_times,
+        phase_timings=timings,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

@@ -98,6 +98,11 @@ def test_training_longer_than_the_budget_fails(test_registry, data_root):
 def test_training_on_foreign_data_fails(test_registry, data_root):
     report = check_method("t-smuggler", data_root=data_root, overrides=QUICK)
     assert _failed(report) == {"trains only on the experiences it was given"}
+    # extra samples per minibatch: the curve keeps its points, samples count what was processed
+    record = report.record
+    for phase, curve in enumerate(record.learning_curves):
+        assert len(curve.samples) == record.protocol["evaluation"]["curve_points"] + 1
+        assert record.samples_trained[phase] > sum(record.environment_matrix[phase])
 
 
 def test_dropping_the_harness_plugins_fails(test_registry, data_root):
