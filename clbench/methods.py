@@ -73,12 +73,14 @@ class Method:
     hyperparameters: type[BaseModel] = NoHyperparameters
     scenarios: tuple[str, ...] = SCENARIOS
     description: str = ""
-    #: Most training samples the method keeps in memory across phases, given its
-    #: hyperparameters and the number of tasks (0 for none). Goes into every record.
-    stored_exemplars: Callable[[BaseModel, int], int] | None = None
+    #: Most training samples the method keeps in memory across phases, as
+    #: f(hyperparameters, n_tasks, n_classes) (None means 0). Goes into every record.
+    stored_exemplars: Callable[[BaseModel, int, int], int] | None = None
 
-    def exemplars(self, hyperparameters: BaseModel, n_tasks: int) -> int:
-        return int(self.stored_exemplars(hyperparameters, n_tasks)) if self.stored_exemplars else 0
+    def exemplars(self, hyperparameters: BaseModel, n_tasks: int, n_classes: int) -> int:
+        if self.stored_exemplars is None:
+            return 0
+        return int(self.stored_exemplars(hyperparameters, n_tasks, n_classes))
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

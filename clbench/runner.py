@@ -239,7 +239,7 @@ def run(request: RunRequest) -> RunRecord:
             "version": request.method.version,
             "hyperparameters": request.hyperparameters.model_dump(mode="json"),
             "stored_exemplars": request.method.method.exemplars(
-                request.hyperparameters, protocol.benchmark.n_tasks),
+                request.hyperparameters, protocol.benchmark.n_tasks, protocol.benchmark.n_classes),
         },
         seed=seed,
         environment_matrix=matrix,

@@ -1,24 +1,33 @@
 """clbench's baseline methods: thin, documented wrappers of Avalanche 0.6 strategies.
 
+One module per family, each with its hyperparameter models (frozen pydantic models whose
+defaults cite their source), factories and `METHODS`:
+
+- `naive`: fine-tuning (`naive`);
+- `regularisation`: `ewc`, `online-ewc`, `si`, `mas`, `lwf` (no stored samples);
+- `rehearsal`: `replay`, `gdumb`, `der`, `er-ace` (a fixed buffer of `mem_size` samples);
+- `gradient_memory`: `gem`, `agem` (`patterns_per_exp` samples per phase);
+- `icarl`: `icarl` (class-incremental protocols only).
+
 Avalanche is imported inside the factories, so listing methods stays fast.
 """
 
 from __future__ import annotations
 
-from clbench import Method, NoHyperparameters, StrategyContext, hookimpl
+from clbench import hookimpl
 
+from . import gradient_memory, icarl, naive, regularisation, rehearsal
 
-def make_naive(ctx: StrategyContext, hp: NoHyperparameters):
-    """Plain fine-tuning: trains on whatever the environment hands it, nothing else."""
-    from avalanche.training.supervised import Naive
-
-    return Naive(**ctx.strategy_kwargs())
+METHODS = [
+    *naive.METHODS,
+    *regularisation.METHODS,
+    *rehearsal.METHODS,
+    *gradient_memory.METHODS,
+    *icarl.METHODS,
+]
 
 
 @hookimpl
 def clbench_register_methods(register):
-    register(Method(
-        name="naive",
-        factory=make_naive,
-        description="Fine-tuning on each phase's data (the environment alone decides rehearsal).",
-    ))
+    for method in METHODS:
+        register(method)

@@ -42,5 +42,5 @@ def clbench_register_methods(register):
         hyperparameters=AnchorHyperparameters,
         scenarios=("domain", "class"),
         description="Fine-tuning with an L2 pull towards the previous phase's weights.",
-        stored_exemplars=lambda hp, n_tasks: 0,  # keeps weights, never samples
+        stored_exemplars=lambda hp, n_tasks, n_classes: 0,  # keeps weights, never samples
     ))

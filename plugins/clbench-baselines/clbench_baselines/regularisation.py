@@ -1,0 +1,202 @@
+"""Regularisation and distillation baselines: EWC, online EWC, SI, MAS and LwF.
+
+None of them stores training samples (`stored_exemplars` is 0); they keep parameter
+snapshots, importance weights or a copy of the previous model instead.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from clbench import Method, StrategyContext
+
+from ._base import Hyperparameters, no_exemplars
+
+
+class EWCHyperparameters(Hyperparameters):
+    """Offline EWC (Kirkpatrick et al., PNAS 2017), Avalanche's ``mode="separate"``.
+
+    Default ``ewc_lambda=500`` is the value of the early public code of the power-law paper
+    (Gandhi et al., arXiv 2401.10393; see docs/power-law-protocol.md). Avalanche's penalty
+    is ``ewc_lambda * sum_t sum_i F_t,i (theta_i - theta*_t,i)^2`` (no 1/2), with F the
+    squared minibatch gradients averaged over the phase's training data.
+    """
+
+    ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
+
+
+class OnlineEWCHyperparameters(Hyperparameters):
+    """Online EWC (Schwarz et al., ICML 2018), Avalanche's ``mode="online"``.
+
+    One penalty whose importance is ``decay_factor * old + new`` after each phase.
+    Defaults: ``ewc_lambda=500`` as for offline EWC (the early power-law code), so the two
+    differ only in how importances accumulate; ``decay_factor=0.1`` is the default of
+    Avalanche's examples/ewc_mnist.py (``--decay_factor``).
+    """
+
+    ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
+    decay_factor: float = Field(0.1, ge=0, le=1, description="decay of the old importances (gamma)")
+
+
+class SIHyperparameters(Hyperparameters):
+    """Synaptic Intelligence (Zenke, Poole & Ganguli, ICML 2017).
+
+    Defaults ``si_lambda=0.1`` (c) and ``eps=0.1`` (xi) are the permuted-MNIST settings of
+    ContinualAI/continual-learning-baselines, experiments/permuted_mnist/
+    synaptic_intelligence.py, which reproduces the paper's permuted-MNIST result with
+    Avalanche (its Split-MNIST file uses c=1, xi=1e-3).
+    """
+
+    si_lambda: float = Field(0.1, ge=0, description="surrogate-loss strength c")
+    eps: float = Field(0.1, gt=0, description="damping xi")
+
+
+class MASHyperparameters(Hyperparameters):
+    """Memory Aware Synapses (Aljundi et al., ECCV 2018).
+
+    Defaults ``lambda_reg=1.0`` and ``alpha=0.5`` are the defaults of Avalanche's ``MAS``
+    strategy and ``MASPlugin`` (and of its examples/mas_mnist.py).
+    """
+
+    lambda_reg: float = Field(1.0, ge=0, description="penalty weight")
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the previous importance")
+
+
+class LwFHyperparameters(Hyperparameters):
+    """Learning without Forgetting (Li & Hoiem, ECCV 2016 / TPAMI 2017).
+
+    Defaults ``alpha=1`` (the paper's lambda_o) and ``temperature=2`` (the paper's T) are
+    also the defaults of Avalanche's ``LwFPlugin``. With clbench's single shared head the
+    distillation covers the output units of every class seen in earlier phases.
+    """
+
+    alpha: float = Field(1.0, ge=0, description="distillation weight")
+    temperature: float = Field(2.0, gt=0, description="softmax temperature")
+
+
+def make_ewc(ctx: StrategyContext, hp: EWCHyperparameters):
+    """`avalanche.training.EWC` with one penalty per past phase (Fisher pass after each phase)."""
+    from avalanche.training.supervised import EWC
+
+    return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="separate")
+
+
+def make_online_ewc(ctx: StrategyContext, hp: OnlineEWCHyperparameters):
+    """`avalanche.training.EWC` with a single decayed penalty (constant cost per phase)."""
+    from avalanche.training.supervised import EWC
+
+    return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="online",
+               decay_factor=hp.decay_factor)
+
+
+def make_si(ctx: StrategyContext, hp: SIHyperparameters):
+    """Avalanche's `SynapticIntelligence`, i.e. a `SupervisedTemplate` with the SI plugin.
+
+    Built from its two parts so the plugin can be `_si_plugin`'s CPU-safe subclass.
+    """
+    from avalanche.training.templates import SupervisedTemplate
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(_si_plugin(si_lambda=hp.si_lambda, eps=hp.eps))
+    return SupervisedTemplate(**kwargs)
+
+
+def _si_plugin(si_lambda: float, eps: float):
+    """Avalanche 0.6's `SynapticIntelligencePlugin`, with weight snapshots that are copies.
+
+    Its `extract_weights` stores ``param.detach().cpu().flatten()``: on a GPU that is a
+    copy, but on the CPU it is a view of the live parameter, so the reference weights,
+    the before/after-step weights and hence every importance stay zero and SI trains
+    exactly like `naive`. This subclass runs the plugin's hooks with a version of
+    `extract_weights` that clones; nothing else changes.
+    """
+    from contextlib import contextmanager
+
+    import torch
+    from avalanche.training.plugins import SynapticIntelligencePlugin as Plugin
+
+    @torch.no_grad()
+    def extract_weight_copies(model, target, excluded_parameters):
+        for name, param in Plugin.allowed_parameters(model, excluded_parameters):
+            target[name].data = param.detach().flatten().cpu().clone()
+
+    @contextmanager
+    def copying_snapshots():
+        original = Plugin.__dict__["extract_weights"]
+        Plugin.extract_weights = staticmethod(extract_weight_copies)
+        try:
+            yield
+        finally:
+            Plugin.extract_weights = original
+
+    class CopyingSynapticIntelligencePlugin(Plugin):
+        def before_training_exp(self, strategy, **kwargs):
+            with copying_snapshots():
+                super().before_training_exp(strategy, **kwargs)
+
+        def before_training_iteration(self, strategy, **kwargs):
+            with copying_snapshots():
+                super().before_training_iteration(strategy, **kwargs)
+
+        def after_training_iteration(self, strategy, **kwargs):
+            with copying_snapshots():
+                super().after_training_iteration(strategy, **kwargs)
+
+        def after_training_exp(self, strategy, **kwargs):
+            with copying_snapshots():
+                super().after_training_exp(strategy, **kwargs)
+
+    return CopyingSynapticIntelligencePlugin(si_lambda=si_lambda, eps=eps)
+
+
+def make_mas(ctx: StrategyContext, hp: MASHyperparameters):
+    """`avalanche.training.MAS`."""
+    from avalanche.training.supervised import MAS
+
+    return MAS(**ctx.strategy_kwargs(), lambda_reg=hp.lambda_reg, alpha=hp.alpha)
+
+
+def make_lwf(ctx: StrategyContext, hp: LwFHyperparameters):
+    """`avalanche.training.LwF` (distillation from the model as it was after the previous phase)."""
+    from avalanche.training.supervised import LwF
+
+    return LwF(**ctx.strategy_kwargs(), alpha=hp.alpha, temperature=hp.temperature)
+
+
+METHODS = [
+    Method(
+        name="ewc",
+        factory=make_ewc,
+        hyperparameters=EWCHyperparameters,
+        description="Elastic Weight Consolidation, offline: one Fisher penalty per past phase.",
+        stored_exemplars=no_exemplars,
+    ),
+    Method(
+        name="online-ewc",
+        factory=make_online_ewc,
+        hyperparameters=OnlineEWCHyperparameters,
+        description="Online EWC: one running Fisher penalty, decayed after each phase.",
+        stored_exemplars=no_exemplars,
+    ),
+    Method(
+        name="si",
+        factory=make_si,
+        hyperparameters=SIHyperparameters,
+        description="Synaptic Intelligence: path-integral parameter importance.",
+        stored_exemplars=no_exemplars,
+    ),
+    Method(
+        name="mas",
+        factory=make_mas,
+        hyperparameters=MASHyperparameters,
+        description="Memory Aware Synapses: output-sensitivity parameter importance.",
+        stored_exemplars=no_exemplars,
+    ),
+    Method(
+        name="lwf",
+        factory=make_lwf,
+        hyperparameters=LwFHyperparameters,
+        description="Learning without Forgetting: distillation from the previous phase's model.",
+        stored_exemplars=no_exemplars,
+    ),
+]
