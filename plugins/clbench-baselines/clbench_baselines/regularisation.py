@@ -6,6 +6,8 @@ snapshots, importance weights or a copy of the previous model instead.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from clbench import Method, StrategyContext
@@ -23,6 +25,11 @@ class EWCHyperparameters(Hyperparameters):
     """
 
     ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
+    penalty: Literal["merged", "per-task"] = Field(
+        "merged",
+        description="'merged': one quadratic per parameter, constant cost (same gradients); "
+                    "'per-task': Avalanche's sum over past phases, cost grows with phases",
+    )
 
 
 class OnlineEWCHyperparameters(Hyperparameters):
@@ -75,10 +82,22 @@ class LwFHyperparameters(Hyperparameters):
 
 
 def make_ewc(ctx: StrategyContext, hp: EWCHyperparameters):
-    """`avalanche.training.EWC` with one penalty per past phase (Fisher pass after each phase)."""
-    from avalanche.training.supervised import EWC
+    """Offline EWC: Avalanche's `EWC(mode="separate")`, or the same penalty merged.
 
-    return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="separate")
+    Both use Avalanche's Fisher pass after each phase; `penalty="merged"` (the default) sums
+    the per-phase quadratics into one (see `ewc_merged`), so every step costs the same.
+    """
+    if hp.penalty == "per-task":
+        from avalanche.training.supervised import EWC
+
+        return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="separate")
+    from avalanche.training.templates import SupervisedTemplate
+
+    from .ewc_merged import MergedEWCPlugin
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(MergedEWCPlugin(hp.ewc_lambda))
+    return SupervisedTemplate(**kwargs)
 
 
 def make_online_ewc(ctx: StrategyContext, hp: OnlineEWCHyperparameters):
