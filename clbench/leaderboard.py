@@ -4,8 +4,9 @@ The pipeline has three stages, each usable on its own:
 
 1. **Data model** - `load_records` reads and validates record files (every file must be a
    valid `RunRecord`, or nothing is produced), `select_protocol` filters them, and
-   `build_leaderboards` groups them by protocol hash (never mixing hashes) and then by entry
-   = (method name, canonical hyperparameters, environment kind).
+   `build_leaderboards` groups them by setup hash (the protocol hash without the
+   environment; different setups are never mixed) and then by entry = (method name,
+   canonical hyperparameters, environment with its parameters).
 2. **Statistics** - per entry and metric: mean, sample std (ddof=1) and a 95% Student-t
    confidence interval over seeds; rank by mean ACC; best value per metric; and a two-sided
    paired t-test of each entry's per-seed ACC against the best-ACC entry over shared seeds.
@@ -133,7 +134,7 @@ class Entry:
 
 @dataclass
 class Leaderboard:
-    """All entries of one protocol hash."""
+    """All entries of one setup (protocol minus environment); `protocol_hash` is the setup hash."""
 
     protocol_hash: str
     labels: tuple[tuple[str, int], ...]  # (name, version) pairs seen; usually exactly one
@@ -198,7 +199,8 @@ def select_protocol(records: Sequence[RunRecord], protocol: str | None) -> list[
     if not protocol:
         return list(records)
     kept = [r for r in records
-            if r.protocol_name == protocol or r.protocol_hash.startswith(protocol.lower())]
+            if r.protocol_name == protocol or r.protocol_hash.startswith(protocol.lower())
+            or r.setup_hash.startswith(protocol.lower())]
     if not kept:
         found = sorted({f"{r.protocol_name} ({r.protocol_hash[:12]})" for r in records})
         raise ClbenchError(f"no records of protocol '{protocol}' (the records have: {', '.join(found)})")
@@ -206,22 +208,28 @@ def select_protocol(records: Sequence[RunRecord], protocol: str | None) -> list[
 
 
 def build_leaderboards(records: Sequence[RunRecord]) -> list[Leaderboard]:
-    """Group by protocol hash, then by entry, and compute every statistic."""
+    """Group by setup hash (protocol minus environment), then by entry, and compute statistics.
+
+    Entries are (method, hyperparameters, environment), so one table compares methods and
+    environments on one fixed setup; different setups are never mixed.
+    """
     by_hash: dict[str, list[RunRecord]] = {}
     for record in records:
-        by_hash.setdefault(record.protocol_hash, []).append(record)
+        by_hash.setdefault(record.setup_hash, []).append(record)
     boards = []
-    for protocol_hash, group in by_hash.items():
+    for setup_hash, group in by_hash.items():
         entries: dict[tuple[str, str, str], Entry] = {}
         for record in sorted(group, key=lambda r: r.seed):
-            environment = str(record.protocol["environment"]["kind"])
+            environment = record.environment_label
             key = (record.method.name, canonical_json(record.method.hyperparameters), environment)
             entry = entries.setdefault(key, Entry(record.method.name, record.method.hyperparameters,
                                                   environment, []))
             entry.records.append(record)
         labels = tuple(sorted({(r.protocol_name, int(r.protocol["version"])) for r in group}))
-        environments = sorted({e.environment for e in entries.values()})
-        board = Leaderboard(protocol_hash, labels, ", ".join(environments), list(entries.values()))
+        environments = sorted({(r.environment_label, r.protocol_hash) for r in group})
+        board = Leaderboard(setup_hash, labels,
+                            "; ".join(f"{label} (protocol hash {h[:12]})" for label, h in environments),
+                            list(entries.values()))
         compute_statistics(board)
         boards.append(board)
     return sorted(boards, key=lambda b: (b.labels, b.protocol_hash))
@@ -357,7 +365,8 @@ def _exemplars_text(entry: Entry) -> str:
 def _footer_lines(board: Leaderboard, mark: str, code=lambda s: s) -> list[str]:
     forms = "; ".join(code(METRIC_FORMS[key]) for key in METRIC_LABELS)
     return [
-        f"Protocol {board.title}, environment {board.environment}, hash {board.protocol_hash}.",
+        f"Protocol {board.title}, setup hash {board.protocol_hash} (benchmark, model, training, "
+        f"evaluation); environments: {board.environment}.",
         f"Metrics (averaged over tasks): {forms}.",
         "Cells: mean ± sample std (ddof=1) over seeds, then the 95% confidence interval of the "
         "mean [Student t, n-1 dof]; single-seed entries show the value only. Accuracies in %.",
@@ -434,7 +443,7 @@ def render_markdown(boards: Sequence[Leaderboard]) -> str:
         rows = [_cells(e, _MD_STYLE) for e in board.entries]
         table = _md_table(_HEADERS, rows, right={0, 4, 5})
         footer = "\n".join(f"- {line}" for line in _footer_lines(board, "†", lambda s: f"`{s}`"))
-        parts.append(f"### Leaderboard: {board.title} (hash {board.protocol_hash[:12]})\n\n{table}\n\n{footer}\n")
+        parts.append(f"### Leaderboard: {board.title} (setup hash {board.protocol_hash[:12]})\n\n{table}\n\n{footer}\n")
     return "\n".join(parts)
 
 
@@ -480,7 +489,7 @@ def render_latex(boards: Sequence[Leaderboard]) -> str:
             r"\begin{table}[htbp]",
             r"\centering",
             rf"\caption{{Leaderboard on protocol {latex_escape(board.title)} "
-            rf"(hash \texttt{{{board.protocol_hash[:12]}}}). Accuracies in \%.}}",
+            rf"(setup hash \texttt{{{board.protocol_hash[:12]}}}). Accuracies in \%.}}",
             rf"\label{{tab:clbench-{label}-{board.protocol_hash[:8]}}}",
             r"\small",
             r"\begin{tabular}{rlllrr" + "c" * len(METRIC_LABELS) + "}",
@@ -493,9 +502,9 @@ def render_latex(boards: Sequence[Leaderboard]) -> str:
             cells[6:] = [_LATEX_MINUS.sub(r"$-$", cell) for cell in cells[6:]]
             lines.append(" & ".join(cells) + r" \\")
         notes = [latex_escape(line) for line in _footer_lines(board, "†")[1:]]
-        notes.insert(0, f"Protocol {latex_escape(board.title)}, environment "
-                        f"{latex_escape(board.environment)}, hash "
-                        rf"\texttt{{{_breakable_hash(board.protocol_hash)}}}.")
+        notes.insert(0, f"Protocol {latex_escape(board.title)}, setup hash "
+                        rf"\texttt{{{_breakable_hash(board.protocol_hash)}}}; environments: "
+                        f"{latex_escape(board.environment)}.")
         lines += [
             r"\bottomrule",
             r"\end{tabular}",
@@ -525,7 +534,7 @@ def render_html(boards: Sequence[Leaderboard]) -> str:
     for board in boards:
         lines = [
             f'<section class="clbench-leaderboard" data-protocol-hash="{board.protocol_hash}">',
-            f"<h3>Leaderboard: {_html_text(board.title)} (hash {board.protocol_hash[:12]})</h3>",
+            f"<h3>Leaderboard: {_html_text(board.title)} (setup hash {board.protocol_hash[:12]})</h3>",
             "<table>",
             "<thead>",
             "<tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in _HEADERS) + "</tr>",

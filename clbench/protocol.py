@@ -108,6 +108,26 @@ class EvaluationSpec(_Frozen):
 
 
 HASHED_FIELDS = ("benchmark", "model", "environment", "training", "evaluation")
+#: Everything but the environment: runs that share a setup hash differ only in their
+#: environment, which is the comparison the power-law paper makes (one leaderboard table).
+SETUP_FIELDS = ("benchmark", "model", "training", "evaluation")
+
+
+def content_hash(protocol_data: dict[str, Any], fields: tuple[str, ...] = HASHED_FIELDS) -> str:
+    """sha256 over the canonical JSON of `fields` of a protocol's JSON-mode dump."""
+    content = {key: protocol_data[key] for key in fields}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def environment_label(environment: dict[str, Any]) -> str:
+    """A short, complete description of an environment, e.g. 'uniform (rehearsal_fraction=0.25)'."""
+    params = [f"{key}={value}" for key, value in sorted(environment.items())
+              if key != "kind" and value is not None]
+    if "counts_by_lag" in environment:
+        params = [p if not p.startswith("counts_by_lag=") else
+                  f"counts_by_lag=[{environment['counts_by_lag'][0]}, ...]" for p in params]
+    return f"{environment['kind']} ({', '.join(params)})" if params else str(environment["kind"])
 
 
 class Protocol(_Frozen):
@@ -143,9 +163,12 @@ class Protocol(_Frozen):
 
         Name, version, description and default seeds are labels and are not hashed.
         """
-        content = self.model_dump(mode="json", include=set(HASHED_FIELDS))
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return content_hash(self.model_dump(mode="json"))
+
+    @property
+    def setup_hash(self) -> str:
+        """The hash without the environment (see SETUP_FIELDS)."""
+        return content_hash(self.model_dump(mode="json"), SETUP_FIELDS)
 
     @property
     def short_hash(self) -> str:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ClbenchError
-from .protocol import Protocol
+from .protocol import SETUP_FIELDS, Protocol, content_hash, environment_label
 
 SCHEMA_VERSION = 1
 
@@ -139,6 +139,15 @@ class RunRecord(_Strict):
     @property
     def protocol_hash(self) -> str:
         return self.protocol["hash"]
+
+    @property
+    def setup_hash(self) -> str:
+        """The protocol hash without the environment: records sharing it differ only there."""
+        return content_hash(self.protocol, SETUP_FIELDS)
+
+    @property
+    def environment_label(self) -> str:
+        return environment_label(self.protocol["environment"])
 
 
 def canonical_json(data: Any) -> str:

@@ -57,6 +57,7 @@ def make_record(acc: float, seed: int, method: str = "naive", hp: dict | None = 
         device="cpu",
         hardware={"platform": "test", "processor": "x", "cpu_count": 1, "torch_threads": 1},
         wall_time_s=1.0, setup_time_s=0.1, phase_times_s=[0.3] * T,
+        phase_timings=[{"train_s": 0.2, "curve_eval_s": 0.05, "eval_s": 0.05}] * T,
         created_at="2026-01-01T00:00:00+00:00",
     )
 
@@ -192,7 +193,7 @@ def test_markdown_table_from_folder(cli, records_dir):
     code, out, err = cli("leaderboard", records_dir)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"### Leaderboard: smoke v1 (hash {SMOKE.short_hash})"
+    assert lines[0] == f"### Leaderboard: smoke v1 (setup hash {SMOKE.setup_hash[:12]})"
     rows = {line.split("|")[2].strip(): line for line in lines if line.startswith("| ")}
     assert "82.00 ± 2.00 [77.03, 86.97]" in rows["hand"]
     assert "**91.00 ± 1.00** [88.52, 93.48]" in rows["replay"]
@@ -201,13 +202,13 @@ def test_markdown_table_from_folder(cli, records_dir):
     single = rows["single"].split("|")
     assert single[7].strip() == "85.00" and single[5].strip() == "1"
     assert rows["replay"].split("|")[6].strip() == "200"  # stored exemplars
-    assert rows["replay"].split("|")[4].strip() == "power-law"
+    assert rows["replay"].split("|")[4].strip() == "power-law (alpha=5.6, rehearsal_fraction=0.5, tau=10.0)"
     assert rows["replay"].split("|")[3].strip() == "mem_size=200"
 
 
 def test_footer_states_protocol_forms_test_and_versions(cli, records_dir):
     out = cli("leaderboard", records_dir)[1]
-    assert SMOKE.hash in out and "smoke v1" in out
+    assert SMOKE.setup_hash in out and "smoke v1" in out
     for form in METRIC_FORMS.values():
         assert form in out
     assert "paired t-test" in out and "alpha = 0.05" in out
@@ -253,17 +254,17 @@ def test_two_protocol_hashes_give_two_tables(cli, tmp_path):
     out = cli("leaderboard", folder)[1]
     tables = out.split("### Leaderboard: ")[1:]
     assert len(tables) == 2
-    by_hash = {SMOKE.short_hash: "alpha", SMOKE_OTHER.short_hash: "beta"}
+    by_hash = {SMOKE.setup_hash[:12]: "alpha", SMOKE_OTHER.setup_hash[:12]: "beta"}
     for table in tables:
         own = next(h for h in by_hash if h in table.splitlines()[0])
         other = next(m for h, m in by_hash.items() if h != own)
         assert f"| {by_hash[own]} " in table and f"| {other} " not in table
     rows = list(csv.DictReader(io.StringIO(cli("leaderboard", folder, "-f", "csv")[1])))
     assert {(r["protocol_hash"], r["method"], r["rank"]) for r in rows} == {
-        (SMOKE.hash, "alpha", "1"), (SMOKE_OTHER.hash, "beta", "1")}
+        (SMOKE.setup_hash, "alpha", "1"), (SMOKE_OTHER.setup_hash, "beta", "1")}
     entries = json.loads(cli("leaderboard", folder, "-f", "json")[1])
     assert {(e["protocol"]["hash"], e["method"]) for e in entries} == {
-        (SMOKE.hash, "alpha"), (SMOKE_OTHER.hash, "beta")}
+        (SMOKE.setup_hash, "alpha"), (SMOKE_OTHER.setup_hash, "beta")}
 
 
 def test_protocol_filter_by_name_and_hash_prefix(cli, tmp_path):
@@ -311,7 +312,7 @@ def test_csv_is_machine_readable(cli, records_dir):
     pd = pytest.importorskip("pandas")
     text = cli("leaderboard", records_dir, "-f", "csv")[1]
     frame = pd.read_csv(io.StringIO(text))
-    assert len(frame) == 5 and set(frame["protocol_hash"]) == {SMOKE.hash}
+    assert len(frame) == 5 and set(frame["protocol_hash"]) == {SMOKE.setup_hash}
     hand = frame[frame["method"] == "hand"].iloc[0]
     half = T_975_DF2 * 0.02 / math.sqrt(3)
     assert hand["acc_mean"] == pytest.approx(0.82, abs=1e-9)   # fractions, not percent
@@ -357,7 +358,7 @@ def test_json_lists_entries_with_all_numbers(cli, records_dir):
     acc = hand["metrics"]["acc"]
     assert acc["mean"] == pytest.approx(0.82) and acc["std"] == pytest.approx(0.02)
     assert acc["per_seed"] == HAND and hand["seeds"] == [0, 1, 2]
-    assert hand["protocol"]["hash"] == SMOKE.hash and hand["rank"] == 4
+    assert hand["protocol"]["hash"] == SMOKE.setup_hash and hand["rank"] == 4
     assert set(hand["metrics"]) == set(lb.METRIC_LABELS)
     near = next(e for e in entries if e["method"] == "near_tie")
     assert near["significance"]["marked"] and near["significance"]["t"] == pytest.approx(0.5)
@@ -401,3 +402,15 @@ def test_missing_and_empty_inputs_are_errors(cli, tmp_path):
     assert code == 2 and "no record files" in err
     code, _, err = cli("leaderboard", tmp_path / "empty", "-f", "pdf")
     assert code == 2 and "invalid choice" in err
+
+
+def test_environments_of_one_setup_share_a_table(cli, tmp_path):
+    """Same benchmark, model, training and evaluation: environments are entries of one table."""
+    uniform = apply_overrides(SMOKE, ["environment.kind=uniform"])
+    folder = write_all(tmp_path / "r", [make_record(0.9, s, protocol=SMOKE) for s in range(2)]
+                       + [make_record(0.8, s, protocol=uniform) for s in range(2)])
+    [board] = lb.build_leaderboards(lb.load_records([folder]))
+    assert board.protocol_hash == SMOKE.setup_hash == uniform.setup_hash
+    assert sorted(e.environment.split(" ")[0] for e in board.entries) == ["power-law", "uniform"]
+    out = cli("leaderboard", folder)[1]
+    assert SMOKE.hash[:12] in out and uniform.hash[:12] in out  # both full hashes named
