@@ -77,6 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     methods = commands.add_parser("methods", help="list the installed methods")
     methods.add_argument("--json", action="store_true", help="print JSON")
 
+    suite = commands.add_parser("suite", help="run a named grid of runs, skipping finished ones")
+    suite.add_argument("name", metavar="NAME", nargs="?", help="suite name (see --list)")
+    suite.add_argument("--list", action="store_true", help="list the suites and their sizes")
+    suite.add_argument("--dry-run", action="store_true", help="show the runs and which are done")
+    suite.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="default: 0 1 2")
+    suite.add_argument("--out", metavar="DIR", help="record folder (default: results/suites/NAME)")
+    suite.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
+    suite.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+
     check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
     check.add_argument("method", metavar="METHOD")
     check.add_argument("--protocol", "-p", metavar="NAME",
@@ -246,6 +255,47 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_suite(args) -> int:
+    from .suites import SUITES, existing_record, get_suite, plan, run_suite
+
+    if args.list:
+        rows = []
+        for name in SUITES:
+            suite = get_suite(name)
+            rows.append([name, len(suite.variants), len(plan(suite)), suite.description])
+        print(tabulate(rows, headers=["suite", "variants", "runs (3 seeds)", "description"], tablefmt="github"))
+        return 0
+    if not args.name:
+        raise ClbenchError("suite needs a NAME (or --list)")
+    suite = get_suite(args.name)
+    if args.seeds is not None and (any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds)):
+        raise ClbenchError("--seeds must be distinct non-negative integers")
+    runs = plan(suite, args.seeds)
+    out = Path(args.out or Path("results") / "suites" / suite.name)
+    if args.dry_run:
+        for planned in runs:
+            done = out.is_dir() and existing_record(out, planned) is not None
+            print(f"{'done' if done else 'todo'}  {planned.variant.label}  seed {planned.seed}  "
+                  f"{planned.protocol.short_hash}  {planned.filename}")
+        return 0
+    from .datasets import resolve_data_root
+    from .records import ensure_writable_dir
+    from .runner import resolve_device
+    from .tasks import preload
+
+    resolve_device(args.device)
+    data_root = resolve_data_root(args.data_root)
+    for benchmark in {p.protocol.benchmark for p in runs}:
+        preload(benchmark, data_root)
+    out = ensure_writable_dir(out)
+    outcome = run_suite(runs, out, data_root, args.device)
+    print(f"suite {suite.name}: {len(outcome.completed)} run, {len(outcome.skipped)} already done, "
+          f"{len(outcome.failed)} failed; records in {out}")
+    for planned, reason in outcome.failed:
+        print(f"  failed: {planned.variant.label} seed {planned.seed}: {reason}")
+    return 1 if outcome.failed else 0
+
+
 def cmd_check_plugin(args) -> int:
     from .testing import check_method
 
@@ -290,6 +340,7 @@ COMMANDS = {
     "methods": cmd_methods,
     "plugins": cmd_plugins,
     "check-plugin": cmd_check_plugin,
+    "suite": cmd_suite,
     "leaderboard": cmd_leaderboard,
 }
 

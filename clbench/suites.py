@@ -1,0 +1,193 @@
+"""Suites: named grids of (protocol variant, method, hyperparameters, seed) runs.
+
+A suite expands into runs, each with a stable run id (protocol hash, method,
+hyperparameters, seed). Running a suite skips every run whose valid record is already in
+the output folder, so an interrupted suite resumes where it stopped and a finished one
+costs nothing to re-run. Records are written atomically as each run finishes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ClbenchError, unknown_name
+from .plugins import get_registry
+from .presets import MLP_SIZES, get_protocol
+from .protocol import Protocol, apply_overrides, parse_assignment
+from .records import RunRecord, read_record, record_filename, run_id
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One cell of a suite: a protocol with overrides, a method and its hyperparameters."""
+
+    protocol: str
+    method: str
+    overrides: tuple[str, ...] = ()
+    hyperparameters: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        parts = [self.method, *self.overrides, *(f"hp:{h}" for h in self.hyperparameters)]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    variants: tuple[Variant, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass
+class PlannedRun:
+    variant: Variant
+    protocol: Protocol
+    registered: object
+    hyperparameters: object
+    seed: int
+    run_id: str
+
+    @property
+    def filename(self) -> str:
+        return record_filename(self.protocol.name, self.registered.name, self.seed, self.run_id)
+
+
+@dataclass
+class SuiteOutcome:
+    completed: list[PlannedRun] = field(default_factory=list)
+    skipped: list[PlannedRun] = field(default_factory=list)
+    failed: list[tuple[PlannedRun, str]] = field(default_factory=list)
+
+
+ENVIRONMENTS_COMPARED = ("sequential", "uniform", "exponential", "power-law")
+
+
+def _paper_environments() -> Suite:
+    """The paper's core comparison on pmnist-10 (same rehearsal budget r for the budgeted kinds)."""
+    variants = [Variant("pmnist-10", "naive", (f"environment.kind={kind}",))
+                for kind in ("sequential", "uniform", "exponential", "power-law",
+                             "power-law-unrestricted", "cumulative")]
+    variants += [Variant("pmnist-10", method, ("environment.kind=sequential",))
+                 for method in ("ewc", "si", "lwf", "replay")]
+    variants += [Variant("pmnist-10", method, ("environment.kind=power-law",)) for method in ("lwf", "ewc")]
+    return Suite("paper-environments",
+                 "pmnist-10: six environments with naive; ewc, si, lwf, replay sequential; lwf, ewc in power-law",
+                 tuple(variants))
+
+
+#: The robustness sweeps start from a lighter pmnist-10 (10,000 samples per task, one epoch).
+ROBUSTNESS_BASE = ("benchmark.train_samples_per_task=10000", "training.epochs=1")
+
+
+def _paper_robustness() -> Suite:
+    """One axis at a time: number of tasks, model size, rehearsal fraction; four environments."""
+    axes: list[tuple[str, ...]] = []
+    axes += [(f"benchmark.n_tasks={n}",) for n in (5, 10, 20)]
+    axes += [(f"model.hidden={list(MLP_SIZES[size])}",) for size in ("small", "medium", "large")]
+    axes += [(f"environment.rehearsal_fraction={r}",) for r in (0.1, 0.25, 0.5, 1.0)]
+    variants, seen = [], set()
+    for axis in axes:
+        for kind in ENVIRONMENTS_COMPARED:
+            if kind == "sequential" and axis[0].startswith("environment."):
+                axis_here: tuple[str, ...] = ()  # no rehearsal to sweep: the default point
+            else:
+                axis_here = axis
+            variant = Variant("pmnist-10", "naive", (*ROBUSTNESS_BASE, f"environment.kind={kind}", *axis_here))
+            key = apply_overrides(get_protocol("pmnist-10"), list(variant.overrides)).hash
+            if key not in seen:  # the default point of each axis appears once
+                seen.add(key)
+                variants.append(variant)
+    return Suite("paper-robustness",
+                 "naive in sequential/uniform/exponential/power-law, sweeping tasks, model size, rehearsal",
+                 tuple(variants))
+
+
+def _split_mnist() -> Suite:
+    """Every installed class-incremental method on smnist-5 (resolved when the suite is run)."""
+    registry = get_registry()
+    methods = sorted(name for name, m in registry.methods.items()
+                     if "class" in m.method.scenarios and m.plugin == "clbench-baselines")
+    return Suite("split-mnist", "the class-incremental baselines on smnist-5",
+                 tuple(Variant("smnist-5", method) for method in methods))
+
+
+SUITES: dict[str, Callable[[], Suite]] = {
+    "paper-environments": _paper_environments,
+    "paper-robustness": _paper_robustness,
+    "split-mnist": _split_mnist,
+}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise unknown_name("suite", name, SUITES)
+    return SUITES[name]()
+
+
+def plan(suite: Suite, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
+    """Every run of the suite, with its protocol resolved and hyperparameters validated."""
+    registry = get_registry()
+    runs = []
+    for variant in suite.variants:
+        protocol = apply_overrides(get_protocol(variant.protocol), list(variant.overrides))
+        registered = registry.get(variant.method)
+        hp = registered.method.parse_hyperparameters(
+            dict(parse_assignment(text, "--hp") for text in variant.hyperparameters))
+        if protocol.benchmark.scenario not in registered.method.scenarios:
+            raise ClbenchError(f"suite {suite.name}: {variant.method} does not support {protocol.name}")
+        for seed in (seeds if seeds is not None else suite.seeds):
+            rid = run_id(protocol.hash, registered.name, hp.model_dump(mode="json"), seed)
+            runs.append(PlannedRun(variant, protocol, registered, hp, seed, rid))
+    return runs
+
+
+def existing_record(folder: Path, run: PlannedRun) -> RunRecord | None:
+    """The run's record in `folder` if it is there and valid (an invalid one is redone)."""
+    path = Path(folder) / run.filename
+    if not path.exists():
+        return None
+    try:
+        record = read_record(path)
+    except ClbenchError:
+        return None
+    return record if record.run_id == run.run_id else None
+
+
+def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
+              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+              keep_going: bool = True) -> SuiteOutcome:
+    """Run every planned run that has no valid record in `out` yet, writing each record."""
+    from .records import write_record
+    from .runner import RunRequest, run
+
+    outcome = SuiteOutcome()
+    todo = []
+    for planned in runs:
+        (outcome.skipped if existing_record(out, planned) else todo).append(planned)
+    log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run")
+    for index, planned in enumerate(todo, 1):
+        started = time.perf_counter()
+        request = RunRequest(planned.protocol, planned.registered, planned.hyperparameters,
+                             planned.seed, data_root, device, list(planned.variant.overrides))
+        try:
+            record = run(request)
+        except Exception as exc:  # one broken run must not lose the others
+            reason = f"{type(exc).__name__}: {exc}"
+            outcome.failed.append((planned, reason))
+            log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason}")
+            log(traceback.format_exc().rstrip())
+            if not keep_going:
+                break
+            continue
+        write_record(record, out)
+        outcome.completed.append(planned)
+        log(f"[{index}/{len(todo)}] {planned.variant.label} seed {planned.seed}: "
+            f"ACC {record.metrics.acc * 100:.2f}% in {time.perf_counter() - started:.0f} s")
+    return outcome
