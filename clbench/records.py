@@ -110,6 +110,9 @@ class RunRecord(_Strict):
     phase_times_s: list[float]
     phase_timings: list[PhaseTiming]
     created_at: str
+    #: sha256 over the canonical JSON of every other field (see `integrity_hash`); a record
+    #: edited by hand no longer matches and is refused when read.
+    integrity: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> "RunRecord":
@@ -154,6 +157,17 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
+def integrity_hash(record: RunRecord) -> str:
+    """sha256 of the record's canonical JSON without its `integrity` field."""
+    body = record.model_dump(mode="json", exclude={"integrity"})
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def sealed(record: RunRecord) -> RunRecord:
+    """The record with its integrity hash filled in."""
+    return record.model_copy(update={"integrity": integrity_hash(record)})
+
+
 def run_id(protocol_hash: str, method: str, hyperparameters: dict[str, Any], seed: int) -> str:
     """Stable id of a run: the same protocol, method, hyperparameters and seed give the same id."""
     key = canonical_json([protocol_hash, method, hyperparameters, seed])
@@ -192,18 +206,23 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_record(record: RunRecord, folder: Path) -> Path:
+    """Seal and write `record` atomically; returns its path."""
     path = Path(folder) / record_filename(record.protocol_name, record.method.name, record.seed, record.run_id)
-    write_atomic(path, record.model_dump_json(indent=1) + "\n")
+    write_atomic(path, sealed(record).model_dump_json(indent=1) + "\n")
     return path
 
 
 def read_record(path: Path) -> RunRecord:
     """Load and validate one record, with a one-line error naming the file."""
     try:
-        return RunRecord.model_validate_json(Path(path).read_bytes())
+        record = RunRecord.model_validate_json(Path(path).read_bytes())
     except OSError as exc:
         raise ClbenchError(f"cannot read record '{path}': {exc.strerror or exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise ClbenchError(f"invalid record '{path}': {where + ': ' if where else ''}{first['msg']}") from None
+    if record.integrity != integrity_hash(record):
+        raise ClbenchError(f"record '{path}' fails its integrity check (sha256 mismatch): it was "
+                           "changed after clbench wrote it")
+    return record
