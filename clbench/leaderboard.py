@@ -31,23 +31,11 @@ from statistics import fmean, stdev
 from typing import Any
 
 from .errors import ClbenchError
-from .metrics import METRIC_FORMS
+from .metrics import METRIC_FORMS, METRIC_LABELS
 from .records import RunRecord, canonical_json, read_record, write_atomic
 
-try:  # scipy is optional: exact pure-Python fallbacks below give the same numbers
-    from scipy import stats as _scipy_stats
-except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
-    _scipy_stats = None
+from scipy import stats as scipy_stats
 
-#: Metrics in table order, with their column labels.
-METRIC_LABELS = {
-    "acc": "ACC",
-    "bwt": "BWT",
-    "forgetting": "Forgetting",
-    "fwt": "FWT",
-    "learning_accuracy": "Learning acc.",
-    "ff_auc": "FF-AUC",
-}
 #: Metrics where a smaller value is better; for all others larger is better.
 LOWER_IS_BETTER = frozenset({"forgetting"})
 CONFIDENCE = 0.95
@@ -238,47 +226,14 @@ def build_leaderboards(records: Sequence[RunRecord]) -> list[Leaderboard]:
 # --------------------------------------------------------------------------- statistics
 
 
-def _t_cdf_two_sided(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer df (Abramowitz & Stegun 26.7.3-4, exact)."""
-    theta = math.atan2(abs(t), math.sqrt(df))
-    s, c2 = math.sin(theta), math.cos(theta) ** 2
-    if df % 2:  # (2/pi) (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
-        total, term = 0.0, 1.0
-        for i in range(1, (df - 1) // 2 + 1):
-            total += term
-            term *= 2 * i / (2 * i + 1) * c2
-        return min(1.0, 2 / math.pi * (theta + s * math.cos(theta) * total))
-    total, term = 0.0, 1.0  # sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
-    for i in range(1, df // 2 + 1):
-        total += term
-        term *= (2 * i - 1) / (2 * i) * c2
-    return min(1.0, s * total)
-
-
 def t_quantile(q: float, df: int) -> float:
     """The q-quantile (q > 0.5) of Student's t with df degrees of freedom."""
-    if _scipy_stats is not None:
-        return float(_scipy_stats.t.ppf(q, df))
-    target = 2 * q - 1  # P(|T| <= x) = 2q - 1
-    lo, hi = 0.0, 1.0
-    while _t_cdf_two_sided(hi, df) < target:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if _t_cdf_two_sided(mid, df) < target:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-15 * hi:
-            break
-    return (lo + hi) / 2
+    return float(scipy_stats.t.ppf(q, df))
 
 
 def t_two_sided_p(t: float, df: int) -> float:
     """Two-sided p-value of a t statistic."""
-    if _scipy_stats is not None:
-        return float(2 * _scipy_stats.t.sf(abs(t), df))
-    return max(0.0, 1.0 - _t_cdf_two_sided(t, df))
+    return float(2 * scipy_stats.t.sf(abs(t), df))
 
 
 def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:

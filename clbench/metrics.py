@@ -24,6 +24,17 @@ METRIC_FORMS = {
 }
 
 
+#: Column labels of the scalar metrics, in table order.
+METRIC_LABELS = {
+    "acc": "ACC",
+    "bwt": "BWT",
+    "forgetting": "Forgetting",
+    "fwt": "FWT",
+    "learning_accuracy": "Learning acc.",
+    "ff_auc": "FF-AUC",
+}
+
+
 def _check_square(R: Matrix) -> int:
     T = len(R)
     if T == 0 or any(len(row) != T for row in R):

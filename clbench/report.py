@@ -7,17 +7,8 @@ from statistics import fmean, stdev
 
 from tabulate import tabulate
 
-from .metrics import METRIC_FORMS
+from .metrics import METRIC_FORMS, METRIC_LABELS
 from .records import RunRecord
-
-METRIC_LABELS = {
-    "acc": "ACC",
-    "bwt": "BWT",
-    "forgetting": "Forgetting",
-    "fwt": "FWT",
-    "learning_accuracy": "Learning acc.",
-    "ff_auc": "FF-AUC",
-}
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
