@@ -104,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--format", "-f", choices=["md", "latex", "csv", "html", "json"],
                        help="output format (default: from --out's suffix, else md)")
     board.add_argument("--out", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+
+    plot = commands.add_parser("plot", help="draw figures (accuracy matrices, curves) from run records")
+    plot.add_argument("records", nargs="+", metavar="RECORDS",
+                      help="record files, or folders searched recursively for *.json")
+    plot.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the figures (created if needed)")
+    plot.add_argument("--protocol", "-p", metavar="P", help="keep only records of protocol name P or hash prefix P")
+    plot.add_argument("--format", "-f", default="png,pdf", metavar="FORMATS",
+                      help="comma-separated file formats: png, pdf (default: png,pdf)")
     return parser
 
 
@@ -333,6 +341,16 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .plots import write_plots
+
+    paths = write_plots(args.records, args.out, args.protocol, args.format)
+    for path in paths:
+        print(path)
+    print(f"wrote {len(paths)} files to {args.out}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "protocols": cmd_protocols,
     "env-matrix": cmd_env_matrix,
@@ -342,6 +360,7 @@ COMMANDS = {
     "check-plugin": cmd_check_plugin,
     "suite": cmd_suite,
     "leaderboard": cmd_leaderboard,
+    "plot": cmd_plot,
 }
 
 
