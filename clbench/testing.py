@@ -154,7 +154,11 @@ def check_method(method: str, data_root: str | Path | None = None, protocol: str
     off = [s for s in observer.settings if s != expected]
     report.add("uses the protocol's epochs and batch size", not off,
                f"expected (epochs, batch) {expected}, strategy had {off[0]}" if off else "")
-    limits = [resolved.training.epochs * -(-n // resolved.training.batch_size) for n in observer.phase_sizes]
+    # the phase's data plus the memory the method declares (iCaRL, GDumb train on it too)
+    memory = registered.method.exemplars(registered.method.hyperparameters(),
+                                         resolved.benchmark.n_tasks, resolved.benchmark.n_classes)
+    limits = [resolved.training.epochs * -(-(n + memory) // resolved.training.batch_size)
+              for n in observer.phase_sizes]
     over = [(p, it, lim) for p, (it, lim) in enumerate(zip(observer.iterations, limits)) if it > lim]
     report.add("keeps to the training budget (optimizer steps per phase)", not over,
                f"phase {over[0][0]}: {over[0][1]} steps > {over[0][2]}" if over else

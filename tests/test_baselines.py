@@ -168,3 +168,12 @@ def test_declared_stored_exemplars(method, hyperparameters, n_tasks, expected):
     registered = load_registry().get(method).method
     hp = registered.hyperparameters(**hyperparameters)
     assert registered.exemplars(hp, n_tasks, 10) == expected
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_check_plugin_passes(method, data_root):
+    """What `clbench check-plugin METHOD` runs: every check passes for every baseline."""
+    from clbench.testing import check_method
+
+    report = check_method(method, data_root=data_root)
+    assert report.passed, report.summary()
