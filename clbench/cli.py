@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--out", metavar="DIR", help="record folder (default: results/suites/NAME)")
     suite.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
     suite.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    suite.add_argument("--executor", default="local", choices=["local", "process"],
+                       help="local: one run after another; process: --jobs worker processes")
+    suite.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process executor)")
 
     check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
     check.add_argument("method", metavar="METHOD")
@@ -278,6 +281,10 @@ def cmd_suite(args) -> int:
     suite = get_suite(args.name)
     if args.seeds is not None and (any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds)):
         raise ClbenchError("--seeds must be distinct non-negative integers")
+    if args.jobs < 1:
+        raise ClbenchError("--jobs must be at least 1")
+    if args.jobs > 1 and args.executor == "local":
+        raise ClbenchError("--jobs needs --executor process (local runs one at a time)")
     runs = plan(suite, args.seeds)
     out = Path(args.out or Path("results") / "suites" / suite.name)
     if args.dry_run:
@@ -296,7 +303,7 @@ def cmd_suite(args) -> int:
     for benchmark in {p.protocol.benchmark for p in runs}:
         preload(benchmark, data_root)
     out = ensure_writable_dir(out)
-    outcome = run_suite(runs, out, data_root, args.device)
+    outcome = run_suite(runs, out, data_root, args.device, executor=args.executor, jobs=args.jobs)
     print(f"suite {suite.name}: {len(outcome.completed)} run, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed; records in {out}")
     for planned, reason in outcome.failed:

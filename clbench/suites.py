@@ -9,7 +9,6 @@ costs nothing to re-run. Records are written atomically as each run finishes.
 from __future__ import annotations
 
 import sys
-import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -118,7 +117,15 @@ def _split_mnist() -> Suite:
                  tuple(Variant("smnist-5", method) for method in methods))
 
 
+def _smoke_environments() -> Suite:
+    """A seconds-long demo and test grid: naive on smoke in three environments, two seeds."""
+    return Suite("smoke-environments", "naive on smoke: sequential, uniform, power-law (2 seeds)",
+                 tuple(Variant("smoke", "naive", ("training.epochs=1", f"environment.kind={kind}"))
+                       for kind in ("sequential", "uniform", "power-law")), seeds=(0, 1))
+
+
 SUITES: dict[str, Callable[[], Suite]] = {
+    "smoke-environments": _smoke_environments,
     "paper-environments": _paper_environments,
     "paper-robustness": _paper_robustness,
     "split-mnist": _split_mnist,
@@ -160,34 +167,101 @@ def existing_record(folder: Path, run: PlannedRun) -> RunRecord | None:
     return record if record.run_id == run.run_id else None
 
 
-def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
-              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-              keep_going: bool = True) -> SuiteOutcome:
-    """Run every planned run that has no valid record in `out` yet, writing each record."""
-    from .records import write_record
+def _run_in_worker(payload: dict) -> str:
+    """Run one planned run in a worker process and return its record as JSON.
+
+    Only plain data crosses the process boundary: the worker resolves the protocol and
+    method itself from the installed plugins, so nothing is unpickled from the driver.
+    """
+    import torch
+
+    from .protocol import Protocol
     from .runner import RunRequest, run
 
+    torch.set_num_threads(payload["threads"])
+    registered = get_registry().get(payload["method"])
+    hp = registered.method.parse_hyperparameters(payload["hyperparameters"])
+    protocol = Protocol.model_validate(payload["protocol"])
+    request = RunRequest(protocol, registered, hp, payload["seed"], Path(payload["data_root"]),
+                         payload["device"], payload["overrides"])
+    return run(request).model_dump_json()
+
+
+def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int) -> dict:
+    return {
+        "protocol": planned.protocol.model_dump(mode="json"),
+        "method": planned.registered.name,
+        "hyperparameters": planned.hyperparameters.model_dump(mode="json"),
+        "seed": planned.seed,
+        "data_root": str(data_root),
+        "device": device,
+        "overrides": list(planned.variant.overrides),
+        "threads": threads,
+    }
+
+
+def _local_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int):
+    for planned in todo:
+        try:
+            yield planned, _run_in_worker(_payload(planned, data_root, device, threads)), None
+        except Exception as exc:
+            yield planned, None, exc
+
+
+def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, jobs: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # no forked torch or avalanche state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = {pool.submit(_run_in_worker, _payload(p, data_root, device, threads)): p for p in todo}
+        for future in as_completed(futures):
+            try:
+                yield futures[future], future.result(), None
+            except Exception as exc:
+                yield futures[future], None, exc
+
+
+EXECUTORS = ("local", "process")
+
+
+def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
+              log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+              executor: str = "local", jobs: int = 1, threads: int | None = None) -> SuiteOutcome:
+    """Run every planned run that has no valid record in `out` yet, writing each record.
+
+    `local` runs one after another in this process; `process` runs `jobs` at a time in
+    worker processes. Each worker uses `threads` torch threads (default: this process's
+    count), so both executors produce the same numbers. Records are validated and
+    written by this process only, atomically, as each run finishes.
+    """
+    import torch
+
+    from .records import ensure_writable_dir, write_record
+
+    if executor not in EXECUTORS:
+        raise unknown_name("executor", executor, EXECUTORS)
+    out = ensure_writable_dir(out)
+    threads = threads or torch.get_num_threads()
     outcome = SuiteOutcome()
     todo = []
     for planned in runs:
         (outcome.skipped if existing_record(out, planned) else todo).append(planned)
-    log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run")
-    for index, planned in enumerate(todo, 1):
-        started = time.perf_counter()
-        request = RunRequest(planned.protocol, planned.registered, planned.hyperparameters,
-                             planned.seed, data_root, device, list(planned.variant.overrides))
-        try:
-            record = run(request)
-        except Exception as exc:  # one broken run must not lose the others
-            reason = f"{type(exc).__name__}: {exc}"
+    log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run ({executor})")
+    results = (_local_results(todo, data_root, device, threads) if executor == "local"
+               else _process_results(todo, data_root, device, threads, jobs))
+    for index, (planned, record_json, error) in enumerate(results, 1):
+        if error is not None:  # one broken run must not lose the others
+            reason = f"{type(error).__name__}: {error}"
             outcome.failed.append((planned, reason))
             log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason}")
-            log(traceback.format_exc().rstrip())
-            if not keep_going:
-                break
+            log("".join(traceback.format_exception(error)).rstrip())
             continue
+        record = RunRecord.model_validate_json(record_json)
+        if record.run_id != planned.run_id:
+            raise RuntimeError(f"worker returned run {record.run_id} for {planned.run_id}")
         write_record(record, out)
         outcome.completed.append(planned)
         log(f"[{index}/{len(todo)}] {planned.variant.label} seed {planned.seed}: "
-            f"ACC {record.metrics.acc * 100:.2f}% in {time.perf_counter() - started:.0f} s")
+            f"ACC {record.metrics.acc * 100:.2f}% in {record.wall_time_s:.0f} s")
     return outcome

@@ -88,3 +88,43 @@ def test_cli(cli, tmp_path, data_root, monkeypatch):
     assert code == 2 and "did you mean 'paper-environments'" in err
     code, _, err = cli("suite")
     assert code == 2 and "NAME" in err
+
+
+def _matrices(folder):
+    return {p.name: read_record(p).accuracy_matrix for p in sorted(folder.glob("*.json"))}
+
+
+def test_process_executor_gives_the_same_records_as_local(tmp_path, data_root):
+    runs = plan(TINY, seeds=(0,))
+    local = run_suite(runs, tmp_path / "local", data_root, log=_quiet)
+    process = run_suite(runs, tmp_path / "process", data_root, log=_quiet, executor="process", jobs=2)
+    assert len(local.completed) == len(process.completed) == 2
+    assert _matrices(tmp_path / "local") == _matrices(tmp_path / "process")
+
+
+def test_sigkill_mid_suite_then_resume_equals_an_uninterrupted_suite(tmp_path, data_root):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "clbench", "suite", "smoke-environments", "--data-root", str(data_root)]
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    process = subprocess.Popen([*command, "--out", str(killed)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list(killed.glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(list(killed.glob("*.json")))
+    assert 2 <= done_before < 6
+    for path in killed.glob("*.json"):
+        read_record(path)  # every record that exists is complete and valid
+
+    resumed = subprocess.run([*command, "--out", str(killed)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{6 - done_before} run, {done_before} already done, 0 failed" in resumed.stdout
+    subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
+    assert _matrices(killed) == _matrices(clean) and len(_matrices(clean)) == 6
