@@ -76,19 +76,19 @@ class TensorFastPath(SupervisedPlugin):
     def __init__(self, device):
         super().__init__()
         self.device = device
-        self._data = None
+        self._xy = None  # inputs and targets only: a sample's task of origin stays with the harness
         self.used: list[bool] = []
 
     def begin_phase(self, phase, data) -> None:
         """Called by the runner with the phase's tensors before training starts."""
-        self._data = data
+        self._xy = (data.x, data.y)
 
     def before_training_exp(self, strategy, *args, **kwargs):
         use = self._eligible(strategy)
         self.used.append(use)
         if use:
-            x = self._data.x.to(self.device, non_blocking=True)
-            y = self._data.y.to(self.device, non_blocking=True)
+            x = self._xy[0].to(self.device, non_blocking=True)
+            y = self._xy[1].to(self.device, non_blocking=True)
             t = torch.zeros_like(y)
             strategy.dataloader = TensorBatchLoader(
                 x, y, t, strategy.dataloader.batch_size, shuffle=True,
@@ -96,7 +96,7 @@ class TensorFastPath(SupervisedPlugin):
             )
 
     def _eligible(self, strategy) -> bool:
-        if self._data is None:
+        if self._xy is None:
             return False
         if type(strategy).make_train_dataloader is not SupervisedTemplate.make_train_dataloader:
             return False
@@ -106,8 +106,8 @@ class TensorFastPath(SupervisedPlugin):
         sampler = loader.sampler
         if type(sampler) is not RandomSampler or sampler.replacement or sampler.generator is not None:
             return False
-        if loader.generator is not None or sampler.num_samples != len(self._data.y):
+        if loader.generator is not None or sampler.num_samples != len(self._xy[1]):
             return False
-        if len(strategy.adapted_dataset) != len(self._data.y):
+        if len(strategy.adapted_dataset) != len(self._xy[1]):
             return False
         return _untouched(strategy.adapted_dataset, strategy.experience.dataset)

@@ -1,6 +1,9 @@
 """The harness's plugin inside every strategy: learning curves, budget accounting, progress.
 
-Curve points are scheduled by optimizer steps (the phase's planned steps, split evenly),
+The probe sits in the strategy's plugin list, where a method can see it, so it holds no
+data and no reference to the harness's evaluator: only an opaque token, looked up in a
+harness-side table for each measurement (tests/test_isolation.py walks every object a
+method is given and finds no test data). Curve points are scheduled by optimizer steps (the phase's planned steps, split evenly),
 so a method that adds its own memory samples to each minibatch gets the same number of
 points as one that does not; the x value of each point is the number of training
 samples the method actually processed, its memory samples included. The probe holds no
@@ -9,18 +12,34 @@ data, only a callback into the harness that measures the new task's accuracy.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
 from avalanche.core import SupervisedPlugin
 
+#: token -> measuring callback; kept here, outside anything handed to a method.
+_MEASURES: dict[int, Callable[[object, int], float]] = {}
+_TOKENS = itertools.count(1)
+
+
+def register_measure(measure: Callable[[object, int], float]) -> int:
+    """Keep `measure` on the harness side; the returned token is all a probe holds."""
+    token = next(_TOKENS)
+    _MEASURES[token] = measure
+    return token
+
+
+def release_measure(token: int) -> None:
+    _MEASURES.pop(token, None)
+
 
 class PhaseProbe(SupervisedPlugin):
     """Records the new task's accuracy at evenly spaced points of each phase."""
 
-    def __init__(self, measure: Callable[[object, int], float], points: int):
+    def __init__(self, token: int, points: int):
         super().__init__()
-        self._measure = measure
+        self._token = token
         self._points = points
         self._phase = -1
         self._planned_steps = 1
@@ -50,7 +69,7 @@ class PhaseProbe(SupervisedPlugin):
     def _record(self, strategy) -> None:
         started = time.perf_counter()
         self.curve_samples.append(self.samples_seen)
-        self.curve_accuracy.append(self._measure(strategy.model, self._phase))
+        self.curve_accuracy.append(_MEASURES[self._token](strategy.model, self._phase))
         self.measure_seconds += time.perf_counter() - started
 
     def before_training_exp(self, strategy, *args, **kwargs):

@@ -30,7 +30,7 @@ from .fastpath import TensorFastPath
 from .methods import RegisteredMethod, StrategyContext
 from .metrics import compute_metrics
 from .models import build_model
-from .probes import PhaseProbe
+from .probes import PhaseProbe, register_measure, release_measure
 from .protocol import Protocol, TrainingSpec
 from .records import RunRecord, run_id
 from .seeding import derive_seed
@@ -190,42 +190,46 @@ def run(request: RunRequest) -> RunRecord:
 
     seed_everything(seed)
     model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
-    probe = PhaseProbe(evaluator.curve_point, protocol.evaluation.curve_points)
-    observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
-    strategy = build_strategy(request, model, device, [probe, *observers])
-    untrained = evaluator.all_tasks(strategy.model)
-    setup_time = time.perf_counter() - started
+    token = register_measure(evaluator.curve_point)
+    try:
+        probe = PhaseProbe(token, protocol.evaluation.curve_points)
+        observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
+        strategy = build_strategy(request, model, device, [probe, *observers])
+        untrained = evaluator.all_tasks(strategy.model)
+        setup_time = time.perf_counter() - started
 
-    accuracy_matrix, curves, samples_trained, phase_times, timings = [], [], [], [], []
-    seen: set[int] = set()
-    T = protocol.benchmark.n_tasks
-    for phase in range(T):
-        phase_started = time.perf_counter()
-        data = phase_data(tasks, matrix[phase], phase, seed)
-        experience = make_experience(data, phase, seen, all_classes)
-        planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
-        bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
-        probe.begin_phase(phase, planned_steps, bar)
-        for observer in observers:
-            if hasattr(observer, "begin_phase"):
-                observer.begin_phase(phase, data)
-        train_started = time.perf_counter()
-        try:
-            strategy.train(experience)
-        finally:
-            if bar is not None:
-                bar.close()
-        train_seconds = time.perf_counter() - train_started
-        seen |= set(experience.classes_in_this_experience)
-        eval_started = time.perf_counter()
-        accuracy_matrix.append(evaluator.all_tasks(strategy.model))
-        eval_seconds = time.perf_counter() - eval_started
-        curves.append({"phase": phase, "samples": probe.curve_samples,
-                       "accuracy": probe.curve_accuracy})
-        samples_trained.append(probe.samples_seen)
-        phase_times.append(time.perf_counter() - phase_started)
-        timings.append({"train_s": train_seconds - probe.measure_seconds,
-                        "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
+        accuracy_matrix, curves, samples_trained, phase_times, timings = [], [], [], [], []
+        seen: set[int] = set()
+        T = protocol.benchmark.n_tasks
+        for phase in range(T):
+            phase_started = time.perf_counter()
+            data = phase_data(tasks, matrix[phase], phase, seed)
+            experience = make_experience(data, phase, seen, all_classes)
+            planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
+            bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
+            probe.begin_phase(phase, planned_steps, bar)
+            for observer in observers:
+                if hasattr(observer, "begin_phase"):
+                    observer.begin_phase(phase, data)
+            train_started = time.perf_counter()
+            try:
+                strategy.train(experience)
+            finally:
+                if bar is not None:
+                    bar.close()
+            train_seconds = time.perf_counter() - train_started
+            seen |= set(experience.classes_in_this_experience)
+            eval_started = time.perf_counter()
+            accuracy_matrix.append(evaluator.all_tasks(strategy.model))
+            eval_seconds = time.perf_counter() - eval_started
+            curves.append({"phase": phase, "samples": probe.curve_samples,
+                           "accuracy": probe.curve_accuracy})
+            samples_trained.append(probe.samples_seen)
+            phase_times.append(time.perf_counter() - phase_started)
+            timings.append({"train_s": train_seconds - probe.measure_seconds,
+                            "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
+    finally:
+        release_measure(token)
 
     metrics = compute_metrics(accuracy_matrix, untrained, curves,
                               protocol.evaluation.facilitation_threshold)
