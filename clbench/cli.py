@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from tabulate import tabulate
@@ -88,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--executor", default="local", choices=["local", "process"],
                        help="local: one run after another; process: --jobs worker processes")
     suite.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process executor)")
+    suite.add_argument("--time-limit", type=float, metavar="SECONDS",
+                       help="stop any run that takes longer (recorded as failed)")
 
     check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
     check.add_argument("method", metavar="METHOD")
@@ -197,7 +200,7 @@ def cmd_evaluate(args) -> int:
     if args.data_root and not data_root.is_dir():
         raise ClbenchError(f"data root '{data_root}' does not exist")
 
-    from .records import write_record
+    from .records import record_filename, write_failure, write_record
     from .report import accuracy_matrix_table, metrics_table
     from .runner import RunRequest, check_scenario, resolve_device, run
     from .tasks import preload
@@ -215,7 +218,21 @@ def cmd_evaluate(args) -> int:
           file=sys.stderr)
     records = []
     for request in requests:
-        record = run(request)
+        try:
+            record = run(request)
+        except ClbenchError:
+            raise
+        except Exception as exc:  # the method failed: say so in one line, keep the traceback
+            failure = write_failure(out, record_filename(protocol.name, registered.name, request.seed,
+                                                         request.run_id), {
+                "run_id": request.run_id, "protocol": protocol.name, "protocol_hash": protocol.hash,
+                "method": registered.name, "hyperparameters": hyperparameters.model_dump(mode="json"),
+                "seed": request.seed, "reason": f"{type(exc).__name__}: {exc}",
+            }, "".join(traceback.format_exception(exc)))
+            print(f"clbench: error: {registered.name} failed on seed {request.seed}: "
+                  f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+                  f"(traceback in {failure.with_suffix('.log')})", file=sys.stderr)
+            return 1
         path = write_record(record, out)
         records.append(record)
         print(f"seed {request.seed}: ACC {record.metrics.acc * 100:.2f}%  "
@@ -283,6 +300,8 @@ def cmd_suite(args) -> int:
         raise ClbenchError("--seeds must be distinct non-negative integers")
     if args.jobs < 1:
         raise ClbenchError("--jobs must be at least 1")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise ClbenchError("--time-limit must be a positive number of seconds")
     if args.jobs > 1 and args.executor == "local":
         raise ClbenchError("--jobs needs --executor process (local runs one at a time)")
     runs = plan(suite, args.seeds)
@@ -303,7 +322,8 @@ def cmd_suite(args) -> int:
     for benchmark in {p.protocol.benchmark for p in runs}:
         preload(benchmark, data_root)
     out = ensure_writable_dir(out)
-    outcome = run_suite(runs, out, data_root, args.device, executor=args.executor, jobs=args.jobs)
+    outcome = run_suite(runs, out, data_root, args.device, executor=args.executor, jobs=args.jobs,
+                        time_limit_s=args.time_limit)
     print(f"suite {suite.name}: {len(outcome.completed)} run, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed; records in {out}")
     for planned, reason in outcome.failed:

@@ -29,3 +29,15 @@ def unknown_name(kind: str, word: str, choices: Iterable[str]) -> ClbenchError:
         listed = ", ".join(choices) if choices else "none"
         hint = f"; known: {listed}"
     return ClbenchError(f"unknown {kind} '{word}'{hint}")
+
+
+class RunFailure(Exception):
+    """A run that cannot produce a valid record (raised by the harness, not the method)."""
+
+
+class NonFiniteLoss(RunFailure):
+    pass
+
+
+class RunTimeLimit(RunFailure):
+    pass

@@ -16,7 +16,10 @@ import itertools
 import time
 from collections.abc import Callable
 
+import torch
 from avalanche.core import SupervisedPlugin
+
+from .errors import NonFiniteLoss, RunTimeLimit
 
 #: token -> measuring callback; kept here, outside anything handed to a method.
 _MEASURES: dict[int, Callable[[object, int], float]] = {}
@@ -37,9 +40,10 @@ def release_measure(token: int) -> None:
 class PhaseProbe(SupervisedPlugin):
     """Records the new task's accuracy at evenly spaced points of each phase."""
 
-    def __init__(self, token: int, points: int):
+    def __init__(self, token: int, points: int, deadline: float | None = None):
         super().__init__()
         self._token = token
+        self._deadline = deadline  # time.perf_counter() value after which the run is stopped
         self._points = points
         self._phase = -1
         self._planned_steps = 1
@@ -66,6 +70,12 @@ class PhaseProbe(SupervisedPlugin):
         """Step at which the next curve point is due (ceil of an even split)."""
         return -(-self._planned_steps * self._index // self._points)
 
+    def _check_loss(self, strategy) -> None:
+        loss = getattr(strategy, "loss", None)
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss.detach()).all()):
+            raise NonFiniteLoss(f"non-finite training loss ({loss.detach().flatten()[0].item()}) "
+                                f"in phase {self._phase} after {self.steps} steps")
+
     def _record(self, strategy) -> None:
         started = time.perf_counter()
         self.curve_samples.append(self.samples_seen)
@@ -78,13 +88,17 @@ class PhaseProbe(SupervisedPlugin):
     def after_training_iteration(self, strategy, *args, **kwargs):
         self.steps += 1
         self.samples_seen += len(strategy.mb_y)
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise RunTimeLimit(f"run exceeded its time limit in phase {self._phase} after {self.steps} steps")
         if self._progress is not None:
             self._progress.update(1)
         if self.steps >= self._due():
+            self._check_loss(strategy)
             self._record(strategy)
             while self._due() <= self.steps:
                 self._index += 1
 
     def after_training_exp(self, strategy, *args, **kwargs):
+        self._check_loss(strategy)
         if self.curve_samples[-1] != self.samples_seen:
             self._record(strategy)

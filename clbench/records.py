@@ -233,3 +233,15 @@ def read_record(path: Path) -> RunRecord:
         raise ClbenchError(f"record '{path}' fails its integrity check (sha256 mismatch): it was "
                            "changed after clbench wrote it")
     return record
+
+
+def write_failure(folder: Path, filename: str, details: dict[str, Any], log: str) -> Path:
+    """Record a failed run: NAME.failure (JSON: what and why) and NAME.log (the traceback).
+
+    They sit beside the records but are not `*.json`, so no leaderboard ever reads them.
+    """
+    stem = Path(filename).stem
+    write_atomic(Path(folder) / f"{stem}.log", log)
+    path = Path(folder) / f"{stem}.failure"
+    write_atomic(path, json.dumps({"status": "failed", **details}, indent=1, sort_keys=True) + "\n")
+    return path

@@ -55,6 +55,8 @@ class RunRequest:
     #: Slice minibatches straight out of the phase tensors when that is provably
     #: equivalent to Avalanche's loader (see clbench.fastpath); False for A/B checks.
     fast_path: bool = True
+    #: Seconds after which the run is stopped with RunTimeLimit (checked every step).
+    time_limit_s: float | None = None
 
     @property
     def run_id(self) -> str:
@@ -192,7 +194,8 @@ def run(request: RunRequest) -> RunRecord:
     model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
     token = register_measure(evaluator.curve_point)
     try:
-        probe = PhaseProbe(token, protocol.evaluation.curve_points)
+        deadline = started + request.time_limit_s if request.time_limit_s else None
+        probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline)
         observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
         strategy = build_strategy(request, model, device, [probe, *observers])
         untrained = evaluator.all_tasks(strategy.model)

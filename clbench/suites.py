@@ -183,12 +183,14 @@ def _run_in_worker(payload: dict) -> str:
     hp = registered.method.parse_hyperparameters(payload["hyperparameters"])
     protocol = Protocol.model_validate(payload["protocol"])
     request = RunRequest(protocol, registered, hp, payload["seed"], Path(payload["data_root"]),
-                         payload["device"], payload["overrides"])
+                         payload["device"], payload["overrides"], time_limit_s=payload["time_limit_s"])
     return run(request).model_dump_json()
 
 
-def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int) -> dict:
+def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
+             time_limit_s: float | None = None) -> dict:
     return {
+        "time_limit_s": time_limit_s,
         "protocol": planned.protocol.model_dump(mode="json"),
         "method": planned.registered.name,
         "hyperparameters": planned.hyperparameters.model_dump(mode="json"),
@@ -200,21 +202,23 @@ def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int) ->
     }
 
 
-def _local_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int):
+def _local_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit):
     for planned in todo:
         try:
-            yield planned, _run_in_worker(_payload(planned, data_root, device, threads)), None
+            yield planned, _run_in_worker(_payload(planned, data_root, device, threads, limit)), None
         except Exception as exc:
             yield planned, None, exc
 
 
-def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, jobs: int):
+def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit,
+                     jobs: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no forked torch or avalanche state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_in_worker, _payload(p, data_root, device, threads)): p for p in todo}
+        futures = {pool.submit(_run_in_worker, _payload(p, data_root, device, threads, limit)): p
+                   for p in todo}
         for future in as_completed(futures):
             try:
                 yield futures[future], future.result(), None
@@ -227,17 +231,20 @@ EXECUTORS = ("local", "process")
 
 def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
-              executor: str = "local", jobs: int = 1, threads: int | None = None) -> SuiteOutcome:
+              executor: str = "local", jobs: int = 1, threads: int | None = None,
+              time_limit_s: float | None = None) -> SuiteOutcome:
     """Run every planned run that has no valid record in `out` yet, writing each record.
 
     `local` runs one after another in this process; `process` runs `jobs` at a time in
     worker processes. Each worker uses `threads` torch threads (default: this process's
     count), so both executors produce the same numbers. Records are validated and
-    written by this process only, atomically, as each run finishes.
+    written by this process only, atomically, as each run finishes. A run that fails
+    (raises, reaches a non-finite loss, or passes `time_limit_s`) leaves NAME.failure and
+    NAME.log instead of a record; it is retried the next time the suite runs.
     """
     import torch
 
-    from .records import ensure_writable_dir, write_record
+    from .records import ensure_writable_dir, write_failure, write_record
 
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
@@ -248,19 +255,27 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     for planned in runs:
         (outcome.skipped if existing_record(out, planned) else todo).append(planned)
     log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run ({executor})")
-    results = (_local_results(todo, data_root, device, threads) if executor == "local"
-               else _process_results(todo, data_root, device, threads, jobs))
+    results = (_local_results(todo, data_root, device, threads, time_limit_s) if executor == "local"
+               else _process_results(todo, data_root, device, threads, time_limit_s, jobs))
     for index, (planned, record_json, error) in enumerate(results, 1):
         if error is not None:  # one broken run must not lose the others
             reason = f"{type(error).__name__}: {error}"
             outcome.failed.append((planned, reason))
-            log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason}")
-            log("".join(traceback.format_exception(error)).rstrip())
+            failure = write_failure(out, planned.filename, {
+                "run_id": planned.run_id, "protocol": planned.protocol.name,
+                "protocol_hash": planned.protocol.hash, "method": planned.registered.name,
+                "hyperparameters": planned.hyperparameters.model_dump(mode="json"),
+                "seed": planned.seed, "overrides": list(planned.variant.overrides), "reason": reason,
+            }, "".join(traceback.format_exception(error)))
+            log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason} "
+                f"(details: {failure})")
             continue
         record = RunRecord.model_validate_json(record_json)
         if record.run_id != planned.run_id:
             raise RuntimeError(f"worker returned run {record.run_id} for {planned.run_id}")
         write_record(record, out)
+        for stale in (out / planned.filename).with_suffix(".failure"), (out / planned.filename).with_suffix(".log"):
+            stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
         outcome.completed.append(planned)
         log(f"[{index}/{len(todo)}] {planned.variant.label} seed {planned.seed}: "
             f"ACC {record.metrics.acc * 100:.2f}% in {record.wall_time_s:.0f} s")

@@ -1,6 +1,10 @@
 """Suites: planning, skipping finished runs, resuming, and failure isolation."""
 
+import json
+import time
+
 import pytest
+import torch
 
 from clbench import Method, hookimpl
 from clbench import plugins as plugins_module
@@ -128,3 +132,64 @@ def test_sigkill_mid_suite_then_resume_equals_an_uninterrupted_suite(tmp_path, d
     assert f"{6 - done_before} run, {done_before} already done, 0 failed" in resumed.stdout
     subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
     assert _matrices(killed) == _matrices(clean) and len(_matrices(clean)) == 6
+
+
+def _nan_factory(ctx, hp):
+    """Poisons the weights after a few steps: every later loss is NaN."""
+    from avalanche.core import SupervisedPlugin
+    from avalanche.training.supervised import Naive
+
+    class Poison(SupervisedPlugin):
+        def after_training_iteration(self, strategy, **kwargs):
+            if strategy.clock.train_iterations == 3:
+                with torch.no_grad():
+                    next(strategy.model.parameters()).fill_(float("nan"))
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(Poison())
+    return Naive(**kwargs)
+
+
+def _slow_factory(ctx, hp):
+    from avalanche.core import SupervisedPlugin
+    from avalanche.training.supervised import Naive
+
+    class Slow(SupervisedPlugin):
+        def after_training_iteration(self, strategy, **kwargs):
+            time.sleep(0.2)
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(Slow())
+    return Naive(**kwargs)
+
+
+class Faulty:
+    @hookimpl
+    def clbench_register_methods(register):
+        register(Method(name="nan-loss", factory=_nan_factory))
+        register(Method(name="slow", factory=_slow_factory))
+
+
+def test_nan_losses_and_time_limits_give_failure_records(tmp_path, data_root, monkeypatch, cli):
+    monkeypatch.setattr(plugins_module, "_REGISTRY", plugins_module.load_registry({"faulty": Faulty}))
+    suite = Suite("faults", "", (Variant("smoke", "nan-loss", QUICK), Variant("smoke", "naive", QUICK)), seeds=(0,))
+    outcome = run_suite(plan(suite), tmp_path, data_root, log=_quiet)
+    slow = Suite("slow", "", (Variant("smoke", "slow", QUICK),), seeds=(0,))
+    timed_out = run_suite(plan(slow), tmp_path, data_root, log=_quiet, time_limit_s=3.0)
+    reasons = {p.variant.method: reason for p, reason in outcome.failed + timed_out.failed}
+    assert set(reasons) == {"nan-loss", "slow"}
+    assert reasons["nan-loss"].startswith("NonFiniteLoss") and reasons["slow"].startswith("RunTimeLimit")
+    assert [p.variant.method for p in outcome.completed] == ["naive"]
+    failures = sorted(tmp_path.glob("*.failure"))
+    assert len(failures) == 2 and len(list(tmp_path.glob("*.log"))) == 2
+    assert json.loads(failures[0].read_text())["status"] == "failed"
+    assert "Traceback" in next(tmp_path.glob("*nan-loss*.log")).read_text()
+    # failed runs are never counted in a leaderboard: only the one real record is read
+    code, out, _ = cli("leaderboard", tmp_path, "--format", "json")
+    assert code == 0 and [entry["method"] for entry in json.loads(out)] == ["naive"]
+    # evaluate reports a failing method in one line, exit 1, with the traceback kept
+    code, _, err = cli("evaluate", "nan-loss", "--protocol", "smoke", "--seeds", "0", "--set", QUICK[0],
+                       "--data-root", data_root, "--out", tmp_path / "eval")
+    assert code == 1 and len(err.strip().splitlines()) == 2  # header line + the one error line
+    assert "nan-loss failed on seed 0: NonFiniteLoss" in err
+    assert list((tmp_path / "eval").glob("*.json")) == []
