@@ -81,3 +81,50 @@ def test_unsupported_scenario_is_refused(cli, tmp_path, data_root):
         plugins_module._REGISTRY = previous
     assert "class-incremental" in line and "domain-incremental" in line
     assert not (tmp_path / "out").exists()
+
+
+def _catalogue(tmp):
+    """(arguments, expected text) for every command; {tmp} folders must stay untouched."""
+    empty = tmp / "empty.json"
+    empty.write_text("")
+    corrupt = tmp / "corrupt.json"
+    corrupt.write_text('{"run_id": ')
+    out = tmp / "out"
+    return [
+        (["evaluate", "naive", "--set", "benchmark.train_samples_per_task=0"], "greater than 0"),
+        (["evaluate", "naive", "--set", "benchmark.n_tasks=-3"], "greater than 0"),
+        (["evaluate", "naive", "--set", "training.batch_size=0"], "greater than 0"),
+        (["evaluate", "naive", "--set", "environment.rehearsal_fraction=1.01"], "less than or equal to 1"),
+        (["evaluate", "naive", "--set", "model.dropout=1.5"], "less than 1"),
+        (["evaluate", "naive", "--set", "model.hidden=[]"], "at least 1"),
+        (["evaluate", "naive", "--seeds", "-1"], "non-negative"),
+        (["evaluate", "naive", "--set", "environment.kind=count-table"], "counts_by_lag"),
+        (["env-matrix", "-p", "smoke", "--set", "environment.kind=uniform", "--set", "environment.tau=3"],
+         "Extra inputs"),
+        (["env-matrix", "-p", "pmnist-paper", "--set", "benchmark.n_tasks=12"], "12 tasks"),
+        (["protocols", "show", "smoke", "--set", "=1"], "KEY=VALUE"),
+        (["leaderboard", str(empty)], "invalid record"),
+        (["leaderboard", str(corrupt)], "invalid record"),
+        (["leaderboard", str(tmp / "missing")], "no such record file or folder"),
+        (["leaderboard", str(tmp / "nothing-here"), "--format", "docx"], "invalid choice"),
+        (["plot", str(corrupt), "--out", str(out)], "invalid record"),
+        (["suite", "paper-enviroments"], "did you mean"),
+        (["suite", "smoke-environments", "--jobs", "0", "--out", str(out)], "at least 1"),
+        (["suite", "smoke-environments", "--jobs", "2", "--out", str(out)], "--executor process"),
+        (["suite", "smoke-environments", "--time-limit", "0", "--out", str(out)], "positive"),
+        (["suite", "smoke-environments", "--seeds", "1", "1", "--out", str(out)], "distinct"),
+        (["suite", "smoke-environments", "--executor", "cluster"], "invalid choice"),
+        (["check-plugin", "naiv"], "did you mean 'naive'"),
+        (["check-plugin", "naive", "--protocol", "smoke", "--set", "training.epochs=-1"], "greater than 0"),
+        (["methods", "--bogus"], "unrecognized arguments"),
+    ]
+
+
+def test_bad_input_catalogue(cli, tmp_path, data_root):
+    for args, expected in _catalogue(tmp_path):
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        if args[0] == "evaluate":
+            args = [*args, "--data-root", str(data_root), "--out", str(tmp_path / "out")]
+        line = _one_line_error(*cli(*args))
+        assert expected in line, (args, line)
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before, args  # nothing written
