@@ -86,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--out", metavar="DIR", help="record folder (default: results/suites/NAME)")
     suite.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
     suite.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    suite.add_argument("--executor", default="local", choices=["local", "process"],
-                       help="local: one run after another; process: --jobs worker processes")
+    suite.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                       help="local: one run after another; process: --jobs worker processes; "
+                            "ray: one Ray task per run (pip install 'clbench[ray]')")
+    suite.add_argument("--ray-address", metavar="ADDR",
+                       help="an existing Ray cluster (default: start a local one)")
     suite.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process executor)")
     suite.add_argument("--time-limit", type=float, metavar="SECONDS",
                        help="stop any run that takes longer (recorded as failed)")
@@ -302,8 +305,10 @@ def cmd_suite(args) -> int:
         raise ClbenchError("--jobs must be at least 1")
     if args.time_limit is not None and args.time_limit <= 0:
         raise ClbenchError("--time-limit must be a positive number of seconds")
+    if args.ray_address and args.executor != "ray":
+        raise ClbenchError("--ray-address needs --executor ray")
     if args.jobs > 1 and args.executor == "local":
-        raise ClbenchError("--jobs needs --executor process (local runs one at a time)")
+        raise ClbenchError("--jobs needs --executor process or ray (local runs one at a time)")
     runs = plan(suite, args.seeds)
     out = Path(args.out or Path("results") / "suites" / suite.name)
     if args.dry_run:
@@ -323,7 +328,7 @@ def cmd_suite(args) -> int:
         preload(benchmark, data_root)
     out = ensure_writable_dir(out)
     outcome = run_suite(runs, out, data_root, args.device, executor=args.executor, jobs=args.jobs,
-                        time_limit_s=args.time_limit)
+                        time_limit_s=args.time_limit, ray_address=args.ray_address)
     print(f"suite {suite.name}: {len(outcome.completed)} run, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed; records in {out}")
     for planned, reason in outcome.failed:

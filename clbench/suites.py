@@ -226,17 +226,52 @@ def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threa
                 yield futures[future], None, exc
 
 
-EXECUTORS = ("local", "process")
+def _ray_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit,
+                 jobs: int, address: str | None):
+    """Each run as a Ray task asking for `threads` CPUs (and a GPU for a CUDA device).
+
+    With no address a local Ray instance with `jobs * threads` CPUs is started (and
+    stopped afterwards); with one, the runs go to that cluster, whose workers must have
+    clbench, the plugins and the data root at the same path.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ClbenchError("the ray executor needs Ray: pip install 'clbench[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
+        if address:
+            ray.init(address=address, **options)
+        else:
+            ray.init(num_cpus=jobs * threads, **options)
+    try:
+        task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0,
+                          max_retries=0)(_run_in_worker)
+        pending = {task.remote(_payload(p, data_root, device, threads, limit)): p for p in todo}
+        while pending:
+            [ready], _ = ray.wait(list(pending), num_returns=1)
+            planned = pending.pop(ready)
+            try:
+                yield planned, ray.get(ready), None
+            except Exception as exc:  # ray wraps the worker's exception; keep its text
+                yield planned, None, exc
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+EXECUTORS = ("local", "process", "ray")
 
 
 def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
               executor: str = "local", jobs: int = 1, threads: int | None = None,
-              time_limit_s: float | None = None) -> SuiteOutcome:
+              time_limit_s: float | None = None, ray_address: str | None = None) -> SuiteOutcome:
     """Run every planned run that has no valid record in `out` yet, writing each record.
 
     `local` runs one after another in this process; `process` runs `jobs` at a time in
-    worker processes. Each worker uses `threads` torch threads (default: this process's
+    worker processes; `ray` submits each run as a Ray task (see `_ray_results`). Each worker uses `threads` torch threads (default: this process's
     count), so both executors produce the same numbers. Records are validated and
     written by this process only, atomically, as each run finishes. A run that fails
     (raises, reaches a non-finite loss, or passes `time_limit_s`) leaves NAME.failure and
@@ -255,8 +290,12 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     for planned in runs:
         (outcome.skipped if existing_record(out, planned) else todo).append(planned)
     log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run ({executor})")
-    results = (_local_results(todo, data_root, device, threads, time_limit_s) if executor == "local"
-               else _process_results(todo, data_root, device, threads, time_limit_s, jobs))
+    if executor == "local":
+        results = _local_results(todo, data_root, device, threads, time_limit_s)
+    elif executor == "process":
+        results = _process_results(todo, data_root, device, threads, time_limit_s, jobs)
+    else:
+        results = _ray_results(todo, data_root, device, threads, time_limit_s, jobs, ray_address)
     for index, (planned, record_json, error) in enumerate(results, 1):
         if error is not None:  # one broken run must not lose the others
             reason = f"{type(error).__name__}: {error}"

@@ -193,3 +193,12 @@ def test_nan_losses_and_time_limits_give_failure_records(tmp_path, data_root, mo
     assert code == 1 and len(err.strip().splitlines()) == 2  # header line + the one error line
     assert "nan-loss failed on seed 0: NonFiniteLoss" in err
     assert list((tmp_path / "eval").glob("*.json")) == []
+
+
+def test_ray_executor_on_a_local_instance_gives_the_same_records(tmp_path, data_root):
+    pytest.importorskip("ray")
+    runs = plan(TINY, seeds=(0,))
+    local = run_suite(runs, tmp_path / "local", data_root, log=_quiet)
+    on_ray = run_suite(runs, tmp_path / "ray", data_root, log=_quiet, executor="ray", jobs=1)
+    assert len(on_ray.completed) == len(local.completed) == 2 and not on_ray.failed
+    assert _matrices(tmp_path / "ray") == _matrices(tmp_path / "local")
