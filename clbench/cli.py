@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import traceback
 from pathlib import Path
 
 from tabulate import tabulate
@@ -203,7 +202,7 @@ def cmd_evaluate(args) -> int:
     if args.data_root and not data_root.is_dir():
         raise ClbenchError(f"data root '{data_root}' does not exist")
 
-    from .records import record_filename, write_failure, write_record
+    from .records import record_failure, write_record
     from .report import accuracy_matrix_table, metrics_table
     from .runner import RunRequest, check_scenario, resolve_device, run
     from .tasks import preload
@@ -226,12 +225,9 @@ def cmd_evaluate(args) -> int:
         except ClbenchError:
             raise
         except Exception as exc:  # the method failed: say so in one line, keep the traceback
-            failure = write_failure(out, record_filename(protocol.name, registered.name, request.seed,
-                                                         request.run_id), {
-                "run_id": request.run_id, "protocol": protocol.name, "protocol_hash": protocol.hash,
-                "method": registered.name, "hyperparameters": hyperparameters.model_dump(mode="json"),
-                "seed": request.seed, "reason": f"{type(exc).__name__}: {exc}",
-            }, "".join(traceback.format_exception(exc)))
+            failure = record_failure(out, protocol, registered.name,
+                                     hyperparameters.model_dump(mode="json"), request.seed,
+                                     list(args.overrides), exc)
             print(f"clbench: error: {registered.name} failed on seed {request.seed}: "
                   f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
                   f"(traceback in {failure.with_suffix('.log')})", file=sys.stderr)

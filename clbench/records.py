@@ -235,13 +235,21 @@ def read_record(path: Path) -> RunRecord:
     return record
 
 
-def write_failure(folder: Path, filename: str, details: dict[str, Any], log: str) -> Path:
+def record_failure(folder: Path, protocol: Protocol, method: str, hyperparameters: dict[str, Any],
+                   seed: int, overrides: list[str], error: BaseException) -> Path:
     """Record a failed run: NAME.failure (JSON: what and why) and NAME.log (the traceback).
 
     They sit beside the records but are not `*.json`, so no leaderboard ever reads them.
+    Returns the path of the .failure file.
     """
-    stem = Path(filename).stem
-    write_atomic(Path(folder) / f"{stem}.log", log)
+    import traceback
+
+    rid = run_id(protocol.hash, method, hyperparameters, seed)
+    stem = Path(record_filename(protocol.name, method, seed, rid)).stem
+    write_atomic(Path(folder) / f"{stem}.log", "".join(traceback.format_exception(error)))
+    details = {"status": "failed", "run_id": rid, "protocol": protocol.name,
+               "protocol_hash": protocol.hash, "method": method, "hyperparameters": hyperparameters,
+               "seed": seed, "overrides": list(overrides), "reason": f"{type(error).__name__}: {error}"}
     path = Path(folder) / f"{stem}.failure"
-    write_atomic(path, json.dumps({"status": "failed", **details}, indent=1, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(details, indent=1, sort_keys=True) + "\n")
     return path

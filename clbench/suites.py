@@ -9,7 +9,6 @@ costs nothing to re-run. Records are written atomically as each run finishes.
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +278,7 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     """
     import torch
 
-    from .records import ensure_writable_dir, write_failure, write_record
+    from .records import ensure_writable_dir, record_failure, write_record
 
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
@@ -300,12 +299,9 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
         if error is not None:  # one broken run must not lose the others
             reason = f"{type(error).__name__}: {error}"
             outcome.failed.append((planned, reason))
-            failure = write_failure(out, planned.filename, {
-                "run_id": planned.run_id, "protocol": planned.protocol.name,
-                "protocol_hash": planned.protocol.hash, "method": planned.registered.name,
-                "hyperparameters": planned.hyperparameters.model_dump(mode="json"),
-                "seed": planned.seed, "overrides": list(planned.variant.overrides), "reason": reason,
-            }, "".join(traceback.format_exception(error)))
+            failure = record_failure(out, planned.protocol, planned.registered.name,
+                                     planned.hyperparameters.model_dump(mode="json"), planned.seed,
+                                     list(planned.variant.overrides), error)
             log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason} "
                 f"(details: {failure})")
             continue
