@@ -187,7 +187,7 @@ METHODS = [
         name="ewc",
         factory=make_ewc,
         hyperparameters=EWCHyperparameters,
-        description="Elastic Weight Consolidation, offline: one Fisher penalty per past phase.",
+        description="Elastic Weight Consolidation, offline: every past phase's Fisher penalty (merged into one quadratic by default).",
         stored_exemplars=no_exemplars,
     ),
     Method(
