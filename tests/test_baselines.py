@@ -103,7 +103,7 @@ def test_methods_json_lists_the_catalogue(cli):
         assert rows[name]["description"]
     assert rows["icarl"]["scenarios"] == ["class"]
     assert all(rows[m]["scenarios"] == ["domain", "class"] for m in SMOKE_EXEMPLARS)
-    assert rows["ewc"]["hyperparameters"] == {"ewc_lambda": 500.0}
+    assert rows["ewc"]["hyperparameters"] == {"ewc_lambda": 500.0, "penalty": "merged"}
     assert rows["naive"]["hyperparameters"] == {}
 
 
