@@ -14,7 +14,7 @@ import torch
 
 from .datasets import RawDataset, load_raw
 from .errors import ClbenchError
-from .protocol import BenchmarkSpec, Protocol
+from .protocol import BenchmarkSpec
 from .seeding import torch_generator
 
 RAW_DATASET = {
