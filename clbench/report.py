@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from statistics import fmean, stdev
 
 from tabulate import tabulate
 
+from .leaderboard import summarize
 from .metrics import METRIC_FORMS, METRIC_LABELS
 from .records import RunRecord
 
 
-def mean_std(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (None for a single value)."""
-    return fmean(values), (stdev(values) if len(values) > 1 else None)
-
-
 def format_mean_std(values: Sequence[float], scale: float = 100.0) -> str:
-    if not values:
+    summary = summarize(values)
+    mean, std = summary.mean, summary.std
+    if mean is None:
         return "n/a"
-    mean, std = mean_std(values)
     if std is None:
         return f"{mean * scale:.2f}"
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
