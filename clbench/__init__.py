@@ -5,8 +5,8 @@ Importing this package is cheap (no torch, no avalanche): plugin authors need on
 """
 
 from .hookspecs import hookimpl
-from .methods import Method, NoHyperparameters, StrategyContext
+from .methods import STATELESS, Checkpointing, Method, NoHyperparameters, StrategyContext
 
 __version__ = "0.1.0"
 
-__all__ = ["hookimpl", "Method", "NoHyperparameters", "StrategyContext", "__version__"]
+__all__ = ["hookimpl", "Checkpointing", "STATELESS", "Method", "NoHyperparameters", "StrategyContext", "__version__"]

@@ -202,18 +202,27 @@ def cmd_evaluate(args) -> int:
     if args.data_root and not data_root.is_dir():
         raise ClbenchError(f"data root '{data_root}' does not exist")
 
+    from .checkpoint import FOLDER as CHECKPOINT_FOLDER
+    from .checkpoint import discard_checkpoint
     from .records import record_failure, write_record
     from .report import accuracy_matrix_table, metrics_table
     from .runner import RunRequest, check_scenario, resolve_device, run
     from .tasks import preload
 
     resolve_device(args.device)
+    out = Path(args.out)
+    checkpoints = out / CHECKPOINT_FOLDER
+
+    def note(seed):
+        return lambda line: print(f"seed {seed}: {line}", file=sys.stderr)
+
     requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
-                           list(args.overrides), progress=not args.quiet, fast_path=args.fast_path)
+                           list(args.overrides), progress=not args.quiet, fast_path=args.fast_path,
+                           checkpoint_dir=checkpoints, notify=note(seed))
                 for seed in seeds]
     check_scenario(requests[0])
     preload(protocol.benchmark, data_root)  # a missing dataset fails before anything is written
-    out = ensure_writable_dir(Path(args.out))
+    out = ensure_writable_dir(out)
     print(f"clbench {__version__} · protocol {protocol.name} v{protocol.version} "
           f"(hash {protocol.short_hash}) · method {registered.name} "
           f"({registered.plugin} {registered.version}) · seeds {' '.join(map(str, seeds))}",
@@ -233,6 +242,7 @@ def cmd_evaluate(args) -> int:
                   f"(traceback in {failure.with_suffix('.log')})", file=sys.stderr)
             return 1
         path = write_record(record, out)
+        discard_checkpoint(checkpoints, record.run_id)
         records.append(record)
         print(f"seed {request.seed}: ACC {record.metrics.acc * 100:.2f}%  "
               f"({record.wall_time_s:.1f} s)  -> {path}", file=sys.stderr)
@@ -259,6 +269,7 @@ def _method_rows(registry) -> list[dict]:
                 key: ("(required)" if field.is_required() else field.get_default(call_default_factory=True))
                 for key, field in method.hyperparameters.model_fields.items()
             },
+            "resumable": method.checkpointing is not None,
             "description": method.description,
         })
     return rows
@@ -273,9 +284,11 @@ def cmd_methods(args) -> int:
         print(json.dumps(rows, indent=2, default=str))
     else:
         table = [[r["name"], f"{r['plugin']} {r['version']}", ",".join(r["scenarios"]),
+                  "yes" if r["resumable"] else "no",
                   ", ".join(f"{k}={v}" for k, v in r["hyperparameters"].items()) or "-"]
                  for r in rows]
-        print(tabulate(table, headers=["method", "plugin", "scenarios", "hyperparameters"], tablefmt="github"))
+        print(tabulate(table, headers=["method", "plugin", "scenarios", "resumable", "hyperparameters"],
+                       tablefmt="github"))
     for failure in registry.failures:
         print(f"clbench: warning: plugin '{failure.name}' ({failure.distribution}) failed to load: "
               f"{failure.error}", file=sys.stderr)

@@ -65,6 +65,34 @@ class StrategyContext:
 
 
 @dataclass(frozen=True)
+class Checkpointing:
+    """How a method's strategy saves and restores what it learned beyond model and optimizer.
+
+    `save(strategy)` returns the method's own state (importances, anchors, buffers, an
+    old model's ``state_dict``...) as tensors, numbers, strings, lists and plain dicts;
+    `load(strategy, state)` puts it back into a freshly built strategy. The harness saves
+    the model, the optimizer, Avalanche's clock and every RNG itself. With both in place
+    a run killed mid-way continues from its last finished phase (see clbench.checkpoint);
+    `clbench check-plugin` verifies that the resumed run matches an uninterrupted one.
+    """
+
+    save: Callable[[Any], dict]
+    load: Callable[[Any, dict], None]
+
+
+def _no_state(strategy) -> dict:
+    return {}
+
+
+def _restore_nothing(strategy, state: dict) -> None:
+    return None
+
+
+#: For strategies whose whole state is the model and the optimizer (plain fine-tuning).
+STATELESS = Checkpointing(save=_no_state, load=_restore_nothing)
+
+
+@dataclass(frozen=True)
 class Method:
     """A continual-learning method, as a plugin registers it."""
 
@@ -76,6 +104,8 @@ class Method:
     #: Most training samples the method keeps in memory across phases, as
     #: f(hyperparameters, n_tasks, n_classes) (None means 0). Goes into every record.
     stored_exemplars: Callable[[BaseModel, int, int], int] | None = None
+    #: Per-phase checkpointing hooks; None means a killed run restarts from its first phase.
+    checkpointing: Checkpointing | None = None
 
     def exemplars(self, hyperparameters: BaseModel, n_tasks: int, n_classes: int) -> int:
         if self.stored_exemplars is None:

@@ -13,6 +13,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from . import __version__
+from . import checkpoint as ckpt
 from .errors import ClbenchError
 from .evaluation import TaskEvaluator
 from .experiences import make_experience
@@ -57,6 +59,11 @@ class RunRequest:
     fast_path: bool = True
     #: Seconds after which the run is stopped with RunTimeLimit (checked every step).
     time_limit_s: float | None = None
+    #: Folder for per-phase checkpoints (None: none). A run finding its own checkpoint
+    #: there continues from it; the caller discards it once the record is written.
+    checkpoint_dir: Path | None = None
+    #: Receives one-line notes (such as "resumed from phase 4").
+    notify: Callable[[str], None] | None = None
 
     @property
     def run_id(self) -> str:
@@ -177,6 +184,88 @@ def check_scenario(request: RunRequest) -> None:
         )
 
 
+class _Progress:
+    """What a run has measured so far: exactly what a checkpoint must carry forward."""
+
+    def __init__(self):
+        self.accuracy_matrix: list = []
+        self.curves: list = []
+        self.samples_trained: list = []
+        self.phase_times: list = []
+        self.timings: list = []
+        self.seen: set[int] = set()
+
+    def to_state(self) -> dict:
+        state = {name: value for name, value in vars(self).items() if name != "seen"}
+        return {**state, "seen": sorted(self.seen)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "_Progress":
+        progress = cls()
+        for name, value in state.items():
+            setattr(progress, name, set(value) if name == "seen" else value)
+        return progress
+
+
+class _Checkpointer:
+    """Saves the run after each phase and restores it from the last one saved."""
+
+    def __init__(self, request: RunRequest, device: torch.device):
+        registered = request.method
+        self.hooks = registered.method.checkpointing
+        folder = request.checkpoint_dir
+        self.path = ckpt.checkpoint_path(folder, request.run_id) if folder and self.hooks else None
+        self.run_id = request.run_id
+        self.stamp = ckpt.stamp(registered.name, registered.version, str(device))
+        self.notify = request.notify or (lambda line: None)
+
+    def save(self, strategy, progress: _Progress, phases_done: int, untrained, setup_time: float,
+             elapsed: float) -> None:
+        if self.path is None:
+            return
+        try:
+            method_state = self.hooks.save(strategy)
+            ckpt.check_plain(method_state, "the method's checkpoint state")
+        except TypeError as exc:
+            raise ClbenchError(f"cannot checkpoint this method: {exc}") from None
+        ckpt.save_checkpoint(self.path, {
+            "run_id": self.run_id,
+            "stamp": self.stamp,
+            "phases_done": phases_done,
+            "progress": progress.to_state(),
+            "untrained": untrained,
+            "setup_time_s": setup_time,
+            "elapsed_s": elapsed,
+            "model": strategy.model.state_dict(),
+            "optimizer": strategy.optimizer.state_dict(),
+            "clock": ckpt.clock_state(strategy),
+            "method": method_state,
+            "rng": ckpt.rng_state(),
+        })
+
+    def restore(self, strategy) -> dict | None:
+        """Load the checkpoint into `strategy` (RNGs included); None if there is none to use."""
+        if self.path is None:
+            return None
+        payload, reason = ckpt.load_checkpoint(self.path, self.run_id, self.stamp)
+        if payload is None:
+            if reason != "no checkpoint":
+                self.notify(f"ignoring {self.path.name}: {reason}; starting from the first phase")
+            return None
+        strategy.model.load_state_dict(payload["model"])
+        strategy.optimizer.load_state_dict(payload["optimizer"])
+        if hasattr(strategy, "optimized_param_id"):
+            # Avalanche resets the optimizer state on a strategy's first `train` unless it
+            # already knows the optimized parameters; after phase 0 it always does
+            strategy.optimized_param_id = dict(strategy.model.named_parameters())
+        for name, value in payload["clock"].items():
+            setattr(strategy.clock, name, value)
+        self.hooks.load(strategy, payload["method"])
+        ckpt.set_rng_state(payload["rng"])
+        self.notify(f"resuming from its checkpoint after phase {payload['phases_done']}")
+        return payload
+
+
 def run(request: RunRequest) -> RunRecord:
     """Train and evaluate one method on one protocol for one seed."""
     check_scenario(request)
@@ -193,21 +282,27 @@ def run(request: RunRequest) -> RunRecord:
     seed_everything(seed)
     model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
     token = register_measure(evaluator.curve_point)
+    checkpointer = _Checkpointer(request, device)
     try:
         deadline = started + request.time_limit_s if request.time_limit_s else None
         probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline)
         observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
         strategy = build_strategy(request, model, device, [probe, *observers])
-        untrained = evaluator.all_tasks(strategy.model)
-        setup_time = time.perf_counter() - started
+        resumed = checkpointer.restore(strategy)
+        if resumed is None:
+            progress, first_phase = _Progress(), 0
+            untrained = evaluator.all_tasks(strategy.model)
+            setup_time = time.perf_counter() - started
+        else:
+            progress, first_phase = _Progress.from_state(resumed["progress"]), resumed["phases_done"]
+            untrained, setup_time = resumed["untrained"], resumed["setup_time_s"]
+            started -= resumed["elapsed_s"]  # wall time counts the interrupted attempt's phases
 
-        accuracy_matrix, curves, samples_trained, phase_times, timings = [], [], [], [], []
-        seen: set[int] = set()
         T = protocol.benchmark.n_tasks
-        for phase in range(T):
+        for phase in range(first_phase, T):
             phase_started = time.perf_counter()
             data = phase_data(tasks, matrix[phase], phase, seed)
-            experience = make_experience(data, phase, seen, all_classes)
+            experience = make_experience(data, phase, progress.seen, all_classes)
             planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
             bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
             probe.begin_phase(phase, planned_steps, bar)
@@ -221,19 +316,24 @@ def run(request: RunRequest) -> RunRecord:
                 if bar is not None:
                     bar.close()
             train_seconds = time.perf_counter() - train_started
-            seen |= set(experience.classes_in_this_experience)
+            progress.seen |= set(experience.classes_in_this_experience)
             eval_started = time.perf_counter()
-            accuracy_matrix.append(evaluator.all_tasks(strategy.model))
+            progress.accuracy_matrix.append(evaluator.all_tasks(strategy.model))
             eval_seconds = time.perf_counter() - eval_started
-            curves.append({"phase": phase, "samples": probe.curve_samples,
-                           "accuracy": probe.curve_accuracy})
-            samples_trained.append(probe.samples_seen)
-            phase_times.append(time.perf_counter() - phase_started)
-            timings.append({"train_s": train_seconds - probe.measure_seconds,
-                            "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
+            progress.curves.append({"phase": phase, "samples": probe.curve_samples,
+                                    "accuracy": probe.curve_accuracy})
+            progress.samples_trained.append(probe.samples_seen)
+            progress.phase_times.append(time.perf_counter() - phase_started)
+            progress.timings.append({"train_s": train_seconds - probe.measure_seconds,
+                                     "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
+            if phase < T - 1:
+                checkpointer.save(strategy, progress, phase + 1, untrained, setup_time,
+                                  time.perf_counter() - started)
     finally:
         release_measure(token)
 
+    accuracy_matrix, curves = progress.accuracy_matrix, progress.curves
+    samples_trained, phase_times, timings = progress.samples_trained, progress.phase_times, progress.timings
     metrics = compute_metrics(accuracy_matrix, untrained, curves,
                               protocol.evaluation.facilitation_threshold)
     return RunRecord(

@@ -181,14 +181,19 @@ def _run_in_worker(payload: dict) -> str:
     registered = get_registry().get(payload["method"])
     hp = registered.method.parse_hyperparameters(payload["hyperparameters"])
     protocol = Protocol.model_validate(payload["protocol"])
+    folder = payload.get("checkpoint_dir")
     request = RunRequest(protocol, registered, hp, payload["seed"], Path(payload["data_root"]),
-                         payload["device"], payload["overrides"], time_limit_s=payload["time_limit_s"])
+                         payload["device"], payload["overrides"], time_limit_s=payload["time_limit_s"],
+                         checkpoint_dir=Path(folder) if folder else None,
+                         notify=lambda line: print(f"{registered.name} seed {payload['seed']}: {line}",
+                                                   file=sys.stderr, flush=True))
     return run(request).model_dump_json()
 
 
 def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
-             time_limit_s: float | None = None) -> dict:
+             time_limit_s: float | None = None, checkpoint_dir: Path | None = None) -> dict:
     return {
+        "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None,
         "time_limit_s": time_limit_s,
         "protocol": planned.protocol.model_dump(mode="json"),
         "method": planned.registered.name,
@@ -201,22 +206,21 @@ def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
     }
 
 
-def _local_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit):
+def _local_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict]):
     for planned in todo:
         try:
-            yield planned, _run_in_worker(_payload(planned, data_root, device, threads, limit)), None
+            yield planned, _run_in_worker(payload(planned)), None
         except Exception as exc:
             yield planned, None, exc
 
 
-def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit,
-                     jobs: int):
+def _process_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict], jobs: int):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")  # no forked torch or avalanche state
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_in_worker, _payload(p, data_root, device, threads, limit)): p
+        futures = {pool.submit(_run_in_worker, payload(p)): p
                    for p in todo}
         for future in as_completed(futures):
             try:
@@ -225,8 +229,8 @@ def _process_results(todo: list[PlannedRun], data_root: Path, device: str, threa
                 yield futures[future], None, exc
 
 
-def _ray_results(todo: list[PlannedRun], data_root: Path, device: str, threads: int, limit,
-                 jobs: int, address: str | None):
+def _ray_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict], device: str,
+                 threads: int, jobs: int, address: str | None):
     """Each run as a Ray task asking for `threads` CPUs (and a GPU for a CUDA device).
 
     With no address a local Ray instance with `jobs * threads` CPUs is started (and
@@ -247,7 +251,7 @@ def _ray_results(todo: list[PlannedRun], data_root: Path, device: str, threads: 
     try:
         task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0,
                           max_retries=0)(_run_in_worker)
-        pending = {task.remote(_payload(p, data_root, device, threads, limit)): p for p in todo}
+        pending = {task.remote(payload(p)): p for p in todo}
         while pending:
             [ready], _ = ray.wait(list(pending), num_returns=1)
             planned = pending.pop(ready)
@@ -270,14 +274,18 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     """Run every planned run that has no valid record in `out` yet, writing each record.
 
     `local` runs one after another in this process; `process` runs `jobs` at a time in
-    worker processes; `ray` submits each run as a Ray task (see `_ray_results`). Each worker uses `threads` torch threads (default: this process's
-    count), so both executors produce the same numbers. Records are validated and
-    written by this process only, atomically, as each run finishes. A run that fails
+    worker processes; `ray` submits each run as a Ray task (see `_ray_results`).
+    Each worker uses `threads` torch threads (default: this process's count), so both executors produce the same numbers. Records are validated and
+    written by this process only, atomically, as each run finishes. Resumable methods
+    checkpoint after every phase into `out/checkpoints`, so a run killed mid-way
+    continues from its last finished phase next time. A run that fails
     (raises, reaches a non-finite loss, or passes `time_limit_s`) leaves NAME.failure and
     NAME.log instead of a record; it is retried the next time the suite runs.
     """
     import torch
 
+    from .checkpoint import FOLDER as CHECKPOINT_FOLDER
+    from .checkpoint import discard_checkpoint
     from .records import ensure_writable_dir, record_failure, write_record
 
     if executor not in EXECUTORS:
@@ -289,12 +297,17 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     for planned in runs:
         (outcome.skipped if existing_record(out, planned) else todo).append(planned)
     log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run ({executor})")
+    checkpoints = out / CHECKPOINT_FOLDER
+
+    def payload(planned: PlannedRun) -> dict:
+        return _payload(planned, data_root, device, threads, time_limit_s, checkpoints)
+
     if executor == "local":
-        results = _local_results(todo, data_root, device, threads, time_limit_s)
+        results = _local_results(todo, payload)
     elif executor == "process":
-        results = _process_results(todo, data_root, device, threads, time_limit_s, jobs)
+        results = _process_results(todo, payload, jobs)
     else:
-        results = _ray_results(todo, data_root, device, threads, time_limit_s, jobs, ray_address)
+        results = _ray_results(todo, payload, device, threads, jobs, ray_address)
     for index, (planned, record_json, error) in enumerate(results, 1):
         if error is not None:  # one broken run must not lose the others
             reason = f"{type(error).__name__}: {error}"
@@ -309,6 +322,7 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
         if record.run_id != planned.run_id:
             raise RuntimeError(f"worker returned run {record.run_id} for {planned.run_id}")
         write_record(record, out)
+        discard_checkpoint(checkpoints, record.run_id)
         for stale in (out / planned.filename).with_suffix(".failure"), (out / planned.filename).with_suffix(".log"):
             stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
         outcome.completed.append(planned)

@@ -172,4 +172,73 @@ def check_method(method: str, data_root: str | Path | None = None, protocol: str
     learned = max(record.accuracy_matrix[j][j] for j in range(len(record.accuracy_matrix)))
     report.add("learns something (best new-task accuracy above chance)", learned > 2 * chance,
                f"best R[j][j] = {learned:.3f}")
+    _check_resume(report, request, record)
     return report
+
+
+class _Interrupted(Exception):
+    """Raised by `_Interrupter` to stop a run the way a kill would: between two phases."""
+
+
+class _Interrupter:
+    """A harness observer that stops the run before phase `at` and notes the phases it saw."""
+
+    def __init__(self, at: int | None):
+        self.at = at
+        self.phases: list[int] = []
+
+    def begin_phase(self, phase, data):
+        if phase == self.at:
+            raise _Interrupted
+        self.phases.append(phase)
+
+
+#: What a resumed run must reproduce exactly (timings and creation time naturally differ).
+RESUMED_FIELDS = ("run_id", "accuracy_matrix", "untrained_accuracy", "learning_curves",
+                  "samples_trained", "metrics", "environment_matrix")
+
+
+def resume_matches(request, interrupt_before: int, uninterrupted) -> tuple[bool, str]:
+    """Stop `request`'s run before phase `interrupt_before`, resume it, compare with `uninterrupted`.
+
+    The run is stopped by an exception at the start of that phase, which leaves exactly
+    what a SIGKILL at that moment leaves: the checkpoint written after the previous phase.
+    """
+    import dataclasses
+    import tempfile
+
+    from .runner import run
+
+    with tempfile.TemporaryDirectory(prefix="clbench-resume-") as folder:
+        base = dataclasses.replace(request, checkpoint_dir=Path(folder), observers=[])
+        try:
+            run(dataclasses.replace(base, observers=[_Interrupter(interrupt_before)]))
+            return False, "the interrupted run was not interrupted"
+        except _Interrupted:
+            pass
+        watcher = _Interrupter(None)
+        resumed = run(dataclasses.replace(base, observers=[watcher]))
+    if not watcher.phases or watcher.phases[0] != interrupt_before:
+        return False, f"the resumed run trained phases {watcher.phases}, not from phase {interrupt_before}"
+    a = resumed.model_dump(mode="json", include=set(RESUMED_FIELDS))
+    b = uninterrupted.model_dump(mode="json", include=set(RESUMED_FIELDS))
+    differing = [name for name in RESUMED_FIELDS if a[name] != b[name]]
+    if differing:
+        return False, f"resumed run differs from the uninterrupted one in {', '.join(differing)}"
+    return True, f"stopped before phase {interrupt_before}, resumed, identical record"
+
+
+def _check_resume(report: CheckReport, request, record) -> None:
+    name = "resumes from a per-phase checkpoint with an identical record"
+    if request.method.method.checkpointing is None:
+        report.add(name + " (not declared: a killed run restarts from phase 0)", True)
+        return
+    n_phases = request.protocol.benchmark.n_tasks
+    if n_phases < 2:
+        report.add(name, True, "single-phase protocol, nothing to resume")
+        return
+    try:
+        passed, detail = resume_matches(request, min(2, n_phases - 1), record)
+    except Exception as exc:  # a failing save or load hook is a failed check
+        passed, detail = False, f"{type(exc).__name__}: {exc}"
+    report.add(name, passed, detail)

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from clbench import Method, StrategyContext
 
+from . import checkpointing
 from ._base import Hyperparameters, per_experience
 
 
@@ -62,6 +63,7 @@ METHODS = [
         hyperparameters=GEMHyperparameters,
         description="Gradient Episodic Memory: project gradients so no past phase's memory loss rises.",
         stored_exemplars=per_experience,
+        checkpointing=checkpointing.GEM,
     ),
     Method(
         name="agem",
@@ -69,5 +71,6 @@ METHODS = [
         hyperparameters=AGEMHyperparameters,
         description="Averaged GEM: project against one reference gradient from the memory.",
         stored_exemplars=per_experience,
+        checkpointing=checkpointing.AGEM,
     ),
 ]

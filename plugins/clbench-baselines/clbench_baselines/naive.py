@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clbench import Method, NoHyperparameters, StrategyContext
+from clbench import STATELESS, Method, NoHyperparameters, StrategyContext
 
 from ._base import no_exemplars
 
@@ -20,5 +20,6 @@ METHODS = [
         factory=make_naive,
         description="Fine-tuning on each phase's data (the environment alone decides rehearsal).",
         stored_exemplars=no_exemplars,
+        checkpointing=STATELESS,
     ),
 ]

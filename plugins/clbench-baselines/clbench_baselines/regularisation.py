@@ -12,6 +12,7 @@ from pydantic import Field
 
 from clbench import Method, StrategyContext
 
+from . import checkpointing
 from ._base import Hyperparameters, no_exemplars
 
 
@@ -189,6 +190,7 @@ METHODS = [
         hyperparameters=EWCHyperparameters,
         description="Elastic Weight Consolidation, offline: every past phase's Fisher penalty (merged into one quadratic by default).",
         stored_exemplars=no_exemplars,
+        checkpointing=checkpointing.EWC,
     ),
     Method(
         name="online-ewc",
@@ -196,6 +198,7 @@ METHODS = [
         hyperparameters=OnlineEWCHyperparameters,
         description="Online EWC: one running Fisher penalty, decayed after each phase.",
         stored_exemplars=no_exemplars,
+        checkpointing=checkpointing.EWC,
     ),
     Method(
         name="si",
@@ -203,6 +206,7 @@ METHODS = [
         hyperparameters=SIHyperparameters,
         description="Synaptic Intelligence: path-integral parameter importance.",
         stored_exemplars=no_exemplars,
+        checkpointing=checkpointing.SI,
     ),
     Method(
         name="mas",
@@ -210,6 +214,7 @@ METHODS = [
         hyperparameters=MASHyperparameters,
         description="Memory Aware Synapses: output-sensitivity parameter importance.",
         stored_exemplars=no_exemplars,
+        checkpointing=checkpointing.MAS,
     ),
     Method(
         name="lwf",
@@ -217,5 +222,6 @@ METHODS = [
         hyperparameters=LwFHyperparameters,
         description="Learning without Forgetting: distillation from the previous phase's model.",
         stored_exemplars=no_exemplars,
+        checkpointing=checkpointing.LWF,
     ),
 ]

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from clbench import Method, StrategyContext
 
+from . import checkpointing
 from ._base import Hyperparameters, buffer_size
 
 
@@ -100,6 +101,7 @@ METHODS = [
         hyperparameters=ReplayHyperparameters,
         description="Experience replay from a fixed, experience-balanced buffer.",
         stored_exemplars=buffer_size,
+        checkpointing=checkpointing.REPLAY,
     ),
     Method(
         name="gdumb",
@@ -121,5 +123,6 @@ METHODS = [
         hyperparameters=ERACEHyperparameters,
         description="Experience replay with asymmetric cross-entropy.",
         stored_exemplars=buffer_size,
+        checkpointing=checkpointing.ER_ACE,
     ),
 ]
