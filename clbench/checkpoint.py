@@ -38,8 +38,8 @@ def checkpoint_path(folder: Path, run_id: str) -> Path:
 
 def check_plain(value: Any, where: str = "state") -> None:
     """Refuse anything `torch.load(weights_only=True)` could not read back (one clear error)."""
-    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
-        return
+    if value is None or type(value) in (bool, int, float, str) or isinstance(value, torch.Tensor):
+        return  # exact types: numpy scalars subclass float but cannot be loaded back
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             check_plain(item, f"{where}[{index}]")
@@ -113,7 +113,8 @@ def load_checkpoint(path: Path, run_id: str, expected_stamp: dict) -> tuple[dict
     if not path.exists():
         return None, "no checkpoint"
     try:
-        payload = torch.load(path, weights_only=True, map_location="cpu")
+        # tensors go back to the device they were saved from (the stamp pins the device)
+        payload = torch.load(path, weights_only=True)
     except Exception as exc:  # truncated, corrupted, or holding objects: start over
         return None, f"unreadable checkpoint ({type(exc).__name__})"
     if not isinstance(payload, dict) or payload.get("run_id") != run_id:

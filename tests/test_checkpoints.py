@@ -162,3 +162,10 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_record(data_root, t
     subprocess.run(_evaluate(data_root, clean), check=True, capture_output=True)
     [a], [b] = killed.glob("*.json"), clean.glob("*.json")
     assert _same(read_record(a), read_record(b))
+
+
+def test_numpy_scalars_are_refused_when_saving_not_silently_lost_on_loading(tmp_path):
+    import numpy as np
+
+    with pytest.raises(TypeError, match=r"checkpoint\['loss'\] is a float64"):
+        save_checkpoint(tmp_path / "c.ckpt", {"loss": np.float64(0.5)})

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
-
 from clbench import Checkpointing
 
 
@@ -44,6 +42,8 @@ def _restore_param_data(target: dict, state: dict) -> None:
 
 def _dataset_state(dataset) -> dict:
     """A buffer's samples as three tensors (input, target, task label), in buffer order."""
+    import torch  # here, not at the top: listing methods must not import torch
+
     if len(dataset) == 0:
         return {"x": torch.empty(0), "y": torch.empty(0, dtype=torch.long),
                 "t": torch.empty(0, dtype=torch.long)}
