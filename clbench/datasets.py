@@ -24,6 +24,9 @@ NORMALISATION = {
 }
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
+#: md5 of that archive (248,100,043 bytes), as Avalanche's and other loaders check it: the
+#: URL is plain http, so the download is verified before it is unpacked.
+TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
 
 
 def default_data_root() -> Path:
@@ -129,7 +132,7 @@ def _load_tinyimagenet(root: Path, download: bool) -> RawDataset:
     if not base.is_dir():
         if not download:
             raise ClbenchError(f"Tiny ImageNet not found under '{base}'")
-        download_and_extract_archive(TINY_IMAGENET_URL, str(root))
+        download_and_extract_archive(TINY_IMAGENET_URL, str(root), md5=TINY_IMAGENET_MD5)
     train = ImageFolder(str(base / "train"))
     class_index = train.class_to_idx
 

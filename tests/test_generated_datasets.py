@@ -419,3 +419,19 @@ def test_evaluate_with_nonexistent_data_root(cli, tmp_path):
     code, _, err = _evaluate(cli, "scifar100-10", root, tmp_path / "out", [])
     assert code == 2 and err.strip() == f"clbench: error: data root '{root}' does not exist"
     assert not root.exists()
+
+
+def test_a_tinyimagenet_download_that_fails_its_md5_is_refused_before_unpacking(tmp_path, monkeypatch):
+    """The archive comes over plain http: a tampered or truncated one is never unpacked."""
+    import torchvision.datasets.utils as tv_utils
+
+    from clbench.datasets import load_raw
+
+    def fake_download(url, path, *args, **kwargs):  # the network, returning the wrong bytes
+        Path(path).write_bytes(b"PK\x03\x04 not the real archive")
+
+    monkeypatch.setattr(tv_utils, "_get_redirect_url", lambda url, max_hops: url)
+    monkeypatch.setattr(tv_utils, "_urlretrieve", fake_download)
+    with pytest.raises(ClbenchError, match=r"cannot load tinyimagenet .*\(File not found or corrupted"):
+        load_raw("tinyimagenet", tmp_path)
+    assert not (tmp_path / "tiny-imagenet-200").exists()
