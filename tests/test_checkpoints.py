@@ -169,3 +169,12 @@ def test_numpy_scalars_are_refused_when_saving_not_silently_lost_on_loading(tmp_
 
     with pytest.raises(TypeError, match=r"checkpoint\['loss'\] is a float64"):
         save_checkpoint(tmp_path / "c.ckpt", {"loss": np.float64(0.5)})
+
+
+def test_every_baseline_but_icarl_and_the_example_declare_checkpointing():
+    """Their resume is then verified by check_method in tests/test_baselines.py."""
+    registry = get_registry()
+    resumable = {name for name, m in registry.methods.items() if m.method.checkpointing is not None}
+    shipped = {name for name, m in registry.methods.items()
+               if m.plugin in ("clbench-baselines", "clbench-example")}
+    assert shipped - resumable == {"icarl"}

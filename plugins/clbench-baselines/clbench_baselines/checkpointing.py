@@ -7,9 +7,10 @@ strategy. `clbench check-plugin` (and tests/test_checkpoints.py) stop each metho
 a phase, resume it, and require the same record as an uninterrupted run.
 
 Buffers are rebuilt as tensor datasets holding the same samples, in the same order,
-with the same targets and task labels, which is all Avalanche's replay loaders read.
-Not covered (a killed run restarts from its first phase): GDumb, DER and iCaRL, whose
-state includes model copies and per-sample logits inside Avalanche datasets.
+with the same targets, task labels and (for DER) stored logits, which is all
+Avalanche's replay loaders read. Not covered (a killed run restarts from its first
+phase): iCaRL, whose exemplar sets, class means and herding state live in several
+interlocked objects.
 """
 
 from __future__ import annotations
@@ -51,14 +52,27 @@ def _dataset_state(dataset) -> dict:
     x = torch.stack([torch.as_tensor(item[0]) for item in items])
     y = torch.stack([torch.as_tensor(item[1]) for item in items])
     t = torch.as_tensor([int(item[2]) for item in items], dtype=torch.long)
-    return {"x": x, "y": y, "t": t}
+    state = {"x": x, "y": y, "t": t}
+    if len(items[0]) > 3:  # DER's buffers also return each sample's stored logits
+        state["logits"] = torch.stack([torch.as_tensor(item[3]) for item in items])
+    return state
 
 
 def _dataset(state: dict):
-    from avalanche.benchmarks.utils import _make_taskaware_tensor_classification_dataset
+    from avalanche.benchmarks.utils import (
+        _make_taskaware_tensor_classification_dataset,
+        make_avalanche_dataset,
+    )
+    from avalanche.benchmarks.utils.data_attribute import TensorDataAttribute
+    from avalanche.benchmarks.utils.flat_data import FlatData
 
-    return _make_taskaware_tensor_classification_dataset(
+    dataset = _make_taskaware_tensor_classification_dataset(
         state["x"], state["y"], targets=state["y"], task_labels=state["t"].tolist())
+    if "logits" in state:  # as avalanche.training.supervised.der attaches them
+        logits = FlatData([list(state["logits"])], discard_elements_not_in_indices=True)
+        dataset = make_avalanche_dataset(dataset, data_attributes=[
+            TensorDataAttribute(logits, name="logits", use_in_getitem=True)])
+    return dataset
 
 
 def _reservoir_state(buffer) -> dict:
@@ -163,16 +177,39 @@ def _load_replay(strategy, state: dict) -> None:
     policy.buffer_groups = {g: _reservoir(b) for g, b in state["groups"].items()}
 
 
-def _save_er_ace(strategy) -> dict:
-    policy = strategy.storage_policy
+def _class_balanced_state(policy) -> dict:
     return {"seen_classes": sorted(policy.seen_classes),
             "groups": {c: _reservoir_state(b) for c, b in policy.buffer_groups.items()}}
 
 
-def _load_er_ace(strategy, state: dict) -> None:
-    policy = strategy.storage_policy
+def _restore_class_balanced(policy, state: dict) -> None:
     policy.seen_classes = set(state["seen_classes"])
     policy.buffer_groups = {c: _reservoir(b) for c, b in state["groups"].items()}
+
+
+def _save_er_ace(strategy) -> dict:
+    """ER-ACE and DER keep their class-balanced buffer on the strategy itself."""
+    return _class_balanced_state(strategy.storage_policy)
+
+
+def _load_er_ace(strategy, state: dict) -> None:
+    _restore_class_balanced(strategy.storage_policy, state)
+
+
+def _save_gdumb(strategy) -> dict:
+    plugin = _plugin(strategy, "GDumbPlugin")
+    return {"buffer": _class_balanced_state(plugin.storage_policy),
+            "init_model": None if plugin.init_model is None else plugin.init_model.state_dict()}
+
+
+def _load_gdumb(strategy, state: dict) -> None:
+    plugin = _plugin(strategy, "GDumbPlugin")
+    _restore_class_balanced(plugin.storage_policy, state["buffer"])
+    if state["init_model"] is None:
+        plugin.init_model = None
+    else:  # the initial weights every phase restarts from
+        plugin.init_model = copy.deepcopy(strategy.model)
+        plugin.init_model.load_state_dict(state["init_model"])
 
 
 def _save_gem(strategy) -> dict:
@@ -211,5 +248,7 @@ MAS = Checkpointing(save=_save_mas, load=_load_mas)
 LWF = Checkpointing(save=_save_lwf, load=_load_lwf)
 REPLAY = Checkpointing(save=_save_replay, load=_load_replay)
 ER_ACE = Checkpointing(save=_save_er_ace, load=_load_er_ace)
+DER = ER_ACE  # the same buffer layout; DER's samples carry their logits
+GDUMB = Checkpointing(save=_save_gdumb, load=_load_gdumb)
 GEM = Checkpointing(save=_save_gem, load=_load_gem)
 AGEM = Checkpointing(save=_save_agem, load=_load_agem)

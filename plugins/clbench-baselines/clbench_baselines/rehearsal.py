@@ -109,6 +109,7 @@ METHODS = [
         hyperparameters=GDumbHyperparameters,
         description="GDumb: retrain from scratch on a class-balanced buffer each phase.",
         stored_exemplars=buffer_size,
+        checkpointing=checkpointing.GDUMB,
     ),
     Method(
         name="der",
@@ -116,6 +117,7 @@ METHODS = [
         hyperparameters=DERHyperparameters,
         description="Dark Experience Replay++: replay with stored logits (beta=0 gives DER).",
         stored_exemplars=buffer_size,
+        checkpointing=checkpointing.DER,
     ),
     Method(
         name="er-ace",

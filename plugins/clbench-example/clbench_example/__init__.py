@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from clbench import Method, StrategyContext, hookimpl
+from clbench import Checkpointing, Method, StrategyContext, hookimpl
 
 
 class AnchorHyperparameters(BaseModel):
@@ -34,6 +34,21 @@ def make_l2_anchor(ctx: StrategyContext, hp: AnchorHyperparameters):
     return Naive(**kwargs)
 
 
+def _anchor_plugin(strategy):
+    from .anchor import L2AnchorPlugin
+
+    return next(p for p in strategy.plugins if isinstance(p, L2AnchorPlugin))
+
+
+def save_state(strategy) -> dict:
+    """What the strategy holds besides model and optimizer: the anchor (None in phase 0)."""
+    return {"anchor": _anchor_plugin(strategy).anchor}
+
+
+def load_state(strategy, state: dict) -> None:
+    _anchor_plugin(strategy).anchor = state["anchor"]
+
+
 @hookimpl
 def clbench_register_methods(register):
     register(Method(
@@ -43,4 +58,6 @@ def clbench_register_methods(register):
         scenarios=("domain", "class"),
         description="Fine-tuning with an L2 pull towards the previous phase's weights.",
         stored_exemplars=lambda hp, n_tasks, n_classes: 0,  # keeps weights, never samples
+        # a killed run continues from its last finished phase (see docs/running-at-scale.md)
+        checkpointing=Checkpointing(save=save_state, load=load_state),
     ))
