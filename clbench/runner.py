@@ -279,18 +279,27 @@ class _Checkpointer:
             if reason != "no checkpoint":
                 self.notify(f"ignoring {self.path.name}: {reason}; starting from the first phase")
             return None
-        strategy.model.load_state_dict(payload["model"])
-        strategy.optimizer.load_state_dict(payload["optimizer"])
-        if hasattr(strategy, "optimized_param_id"):
-            # Avalanche resets the optimizer state on a strategy's first `train` unless it
-            # already knows the optimized parameters; after phase 0 it always does
-            strategy.optimized_param_id = dict(strategy.model.named_parameters())
-        for name, value in payload["clock"].items():
-            setattr(strategy.clock, name, value)
-        self.hooks.load(strategy, payload["method"])
-        ckpt.set_rng_state(payload["rng"])
+        try:
+            strategy.model.load_state_dict(payload["model"])
+            strategy.optimizer.load_state_dict(payload["optimizer"])
+            if hasattr(strategy, "optimized_param_id"):
+                # Avalanche resets the optimizer state on a strategy's first `train` unless
+                # it already knows the optimized parameters; after phase 0 it always does
+                strategy.optimized_param_id = dict(strategy.model.named_parameters())
+            for name, value in payload["clock"].items():
+                setattr(strategy.clock, name, value)
+            self.hooks.load(strategy, payload["method"])
+            ckpt.set_rng_state(payload["rng"])
+        except Exception as exc:  # e.g. a method changed its state without a version bump
+            self.notify(f"ignoring {self.path.name}: it does not fit this run "
+                        f"({type(exc).__name__}); starting from the first phase")
+            raise UnusableCheckpoint from None
         self.notify(f"resuming from its checkpoint after phase {payload['phases_done']}")
         return payload
+
+
+class UnusableCheckpoint(Exception):
+    """The checkpoint could not be loaded into the strategy; the run starts over."""
 
 
 def run(request: RunRequest) -> RunRecord:
@@ -306,16 +315,24 @@ def run(request: RunRequest) -> RunRecord:
                               protocol.evaluation.curve_test_samples)
     all_classes = {c for task in tasks for c in task.classes}
 
-    seed_everything(seed)
-    model = build_model(protocol.model, protocol.benchmark.input_size, protocol.benchmark.n_classes).to(device)
     token = register_measure(evaluator.curve_point)
     checkpointer = _Checkpointer(request, device)
     try:
         deadline = started + request.time_limit_s if request.time_limit_s else None
         probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline)
         observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
-        strategy = build_strategy(request, model, device, [probe, *observers])
-        resumed = checkpointer.restore(strategy)
+
+        def fresh_strategy():
+            seed_everything(seed)
+            model = build_model(protocol.model, protocol.benchmark.input_size,
+                                protocol.benchmark.n_classes).to(device)
+            return build_strategy(request, model, device, [probe, *observers])
+
+        strategy = fresh_strategy()
+        try:
+            resumed = checkpointer.restore(strategy)
+        except UnusableCheckpoint:  # half-restored: rebuild from the seed
+            strategy, resumed = fresh_strategy(), None
         if resumed is None:
             progress, first_phase = _Progress(), 0
             untrained = evaluator.all_tasks(strategy.model)

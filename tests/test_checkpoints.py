@@ -80,6 +80,35 @@ def test_unusable_checkpoints_are_ignored_and_the_run_starts_over(data_root, uni
                      "starting from the first phase"]
 
 
+def test_a_checkpoint_that_does_not_fit_the_strategy_is_dropped_cleanly(data_root, uninterrupted, tmp_path):
+    """Readable, right run and stamp, but a model of another shape: start over from the seed."""
+    request = _request(data_root, checkpoint_dir=tmp_path)
+    path = checkpoint_path(tmp_path, request.run_id)
+    with pytest.raises(_Stop):
+        run(dataclasses.replace(request, observers=[_StopBefore(2)]))
+    payload = torch.load(path, weights_only=True)
+    payload["model"] = {name: torch.zeros(3) for name in payload["model"]}
+    save_checkpoint(path, payload)
+    notes = []
+    record = run(dataclasses.replace(request, notify=notes.append))
+    assert _same(record, uninterrupted)
+    assert notes == [f"ignoring {path.name}: it does not fit this run (RuntimeError); "
+                     "starting from the first phase"]
+
+
+class _Stop(Exception):
+    pass
+
+
+class _StopBefore:
+    def __init__(self, phase):
+        self.phase = phase
+
+    def begin_phase(self, phase, data):
+        if phase == self.phase:
+            raise _Stop
+
+
 def test_a_checkpoint_from_another_version_or_device_is_not_used(data_root, tmp_path):
     request = _request(data_root, checkpoint_dir=tmp_path)
     current = stamp("naive", request.method.version, "cpu")
