@@ -128,3 +128,7 @@ def discard_checkpoint(folder: Path | None, run_id: str) -> None:
     """Remove a run's checkpoint once its record is safely written."""
     if folder is not None:
         checkpoint_path(folder, run_id).unlink(missing_ok=True)
+        try:
+            Path(folder).rmdir()  # only when empty: no stray folder beside finished records
+        except OSError:
+            pass
