@@ -19,7 +19,6 @@ import os
 import random
 import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ def check_plain(value: Any, where: str = "state") -> None:
         for index, item in enumerate(value):
             check_plain(item, f"{where}[{index}]")
         return
-    if isinstance(value, Mapping) and type(value) in (dict, OrderedDict):
+    if type(value) in (dict, OrderedDict):
         for key, item in value.items():
             if not isinstance(key, (str, int)):
                 raise TypeError(f"{where}: key {key!r} is not a str or int")
@@ -58,14 +57,13 @@ def rng_state() -> dict:
     """Every global RNG a strategy may draw from, as plain tensors and numbers."""
     kind, keys, position, has_gauss, cached = np.random.get_state()
     version, python_state, gauss_next = random.getstate()
-    state = {
+    return {
         "torch": torch.get_rng_state(),
         "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)),
                   "position": int(position), "has_gauss": int(has_gauss), "cached": float(cached)},
         "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    return state
 
 
 def set_rng_state(state: dict) -> None:

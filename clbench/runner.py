@@ -376,9 +376,7 @@ def run(request: RunRequest) -> RunRecord:
     finally:
         release_measure(token)
 
-    accuracy_matrix, curves = progress.accuracy_matrix, progress.curves
-    samples_trained, phase_times, timings = progress.samples_trained, progress.phase_times, progress.timings
-    metrics = compute_metrics(accuracy_matrix, untrained, curves,
+    metrics = compute_metrics(progress.accuracy_matrix, untrained, progress.curves,
                               protocol.evaluation.facilitation_threshold)
     return RunRecord(
         run_id=request.run_id,
@@ -394,17 +392,17 @@ def run(request: RunRequest) -> RunRecord:
         },
         seed=seed,
         environment_matrix=matrix,
-        accuracy_matrix=accuracy_matrix,
+        accuracy_matrix=progress.accuracy_matrix,
         untrained_accuracy=untrained,
-        learning_curves=curves,
-        samples_trained=samples_trained,
+        learning_curves=progress.curves,
+        samples_trained=progress.samples_trained,
         metrics=metrics,
         versions=_versions(),
         device=str(device),
         hardware=_hardware(device),
         wall_time_s=time.perf_counter() - started,
         setup_time_s=setup_time,
-        phase_times_s=phase_times,
-        phase_timings=timings,
+        phase_times_s=progress.phase_times,
+        phase_timings=progress.timings,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )

@@ -198,6 +198,13 @@ RESUMED_FIELDS = ("run_id", "accuracy_matrix", "untrained_accuracy", "learning_c
                   "samples_trained", "metrics", "environment_matrix")
 
 
+def resumed_differences(resumed, uninterrupted) -> list[str]:
+    """The `RESUMED_FIELDS` in which two records of the same run differ."""
+    a = resumed.model_dump(mode="json", include=set(RESUMED_FIELDS))
+    b = uninterrupted.model_dump(mode="json", include=set(RESUMED_FIELDS))
+    return [name for name in RESUMED_FIELDS if a[name] != b[name]]
+
+
 def resume_matches(request, interrupt_before: int, uninterrupted) -> tuple[bool, str]:
     """Stop `request`'s run before phase `interrupt_before`, resume it, compare with `uninterrupted`.
 
@@ -220,9 +227,7 @@ def resume_matches(request, interrupt_before: int, uninterrupted) -> tuple[bool,
         resumed = run(dataclasses.replace(base, observers=[watcher]))
     if not watcher.phases or watcher.phases[0] != interrupt_before:
         return False, f"the resumed run trained phases {watcher.phases}, not from phase {interrupt_before}"
-    a = resumed.model_dump(mode="json", include=set(RESUMED_FIELDS))
-    b = uninterrupted.model_dump(mode="json", include=set(RESUMED_FIELDS))
-    differing = [name for name in RESUMED_FIELDS if a[name] != b[name]]
+    differing = resumed_differences(resumed, uninterrupted)
     if differing:
         return False, f"resumed run differs from the uninterrupted one in {', '.join(differing)}"
     return True, f"stopped before phase {interrupt_before}, resumed, identical record"

@@ -25,7 +25,7 @@ from clbench.plugins import get_registry
 from clbench.presets import get_protocol
 from clbench.records import read_record
 from clbench.runner import RunRequest, run
-from clbench.testing import RESUMED_FIELDS, resume_matches
+from clbench.testing import _Interrupted, _Interrupter, resume_matches, resumed_differences
 
 SMOKE = get_protocol("smoke")
 
@@ -37,8 +37,7 @@ def _request(data_root, method="naive", **changes) -> RunRequest:
 
 
 def _same(a, b) -> bool:
-    fields = set(RESUMED_FIELDS)
-    return a.model_dump(mode="json", include=fields) == b.model_dump(mode="json", include=fields)
+    return not resumed_differences(a, b)
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +83,8 @@ def test_a_checkpoint_that_does_not_fit_the_strategy_is_dropped_cleanly(data_roo
     """Readable, right run and stamp, but a model of another shape: start over from the seed."""
     request = _request(data_root, checkpoint_dir=tmp_path)
     path = checkpoint_path(tmp_path, request.run_id)
-    with pytest.raises(_Stop):
-        run(dataclasses.replace(request, observers=[_StopBefore(2)]))
+    with pytest.raises(_Interrupted):
+        run(dataclasses.replace(request, observers=[_Interrupter(2)]))
     payload = torch.load(path, weights_only=True)
     payload["model"] = {name: torch.zeros(3) for name in payload["model"]}
     save_checkpoint(path, payload)
@@ -94,19 +93,6 @@ def test_a_checkpoint_that_does_not_fit_the_strategy_is_dropped_cleanly(data_roo
     assert _same(record, uninterrupted)
     assert notes == [f"ignoring {path.name}: it does not fit this run (RuntimeError); "
                      "starting from the first phase"]
-
-
-class _Stop(Exception):
-    pass
-
-
-class _StopBefore:
-    def __init__(self, phase):
-        self.phase = phase
-
-    def begin_phase(self, phase, data):
-        if phase == self.phase:
-            raise _Stop
 
 
 def test_a_checkpoint_from_another_version_or_device_is_not_used(data_root, tmp_path):
