@@ -64,6 +64,11 @@ class RunRequest:
     checkpoint_dir: Path | None = None
     #: Receives one-line notes (such as "resumed from phase 4").
     notify: Callable[[str], None] | None = None
+    #: Harness-side listeners (logging integrations). Each may define
+    #: ``phase_end(phase, accuracy_row, curve)`` (curve: {"phase", "samples", "accuracy"}),
+    #: called after every phase's measurement, and ``run_end(record)`` with the finished
+    #: RunRecord. They never see the strategy.
+    listeners: list = field(default_factory=list)
 
     @property
     def run_id(self) -> str:
@@ -366,6 +371,8 @@ def run(request: RunRequest) -> RunRecord:
             eval_seconds = time.perf_counter() - eval_started
             progress.curves.append({"phase": phase, "samples": probe.curve_samples,
                                     "accuracy": probe.curve_accuracy})
+            _tell(request.listeners, "phase_end", phase, list(progress.accuracy_matrix[-1]),
+                  dict(progress.curves[-1]))
             progress.samples_trained.append(probe.samples_seen)
             progress.phase_times.append(time.perf_counter() - phase_started)
             progress.timings.append({"train_s": train_seconds - probe.measure_seconds,
@@ -378,7 +385,7 @@ def run(request: RunRequest) -> RunRecord:
 
     metrics = compute_metrics(progress.accuracy_matrix, untrained, progress.curves,
                               protocol.evaluation.facilitation_threshold)
-    return RunRecord(
+    record = RunRecord(
         run_id=request.run_id,
         protocol=protocol.resolved(),
         protocol_overrides=list(request.overrides),
@@ -406,3 +413,12 @@ def run(request: RunRequest) -> RunRecord:
         phase_timings=progress.timings,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+    _tell(request.listeners, "run_end", record)
+    return record
+
+
+def _tell(listeners: list, event: str, *args) -> None:
+    for listener in listeners:
+        handler = getattr(listener, event, None)
+        if handler is not None:
+            handler(*args)
