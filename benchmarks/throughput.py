@@ -14,6 +14,10 @@ and each ratio is the median of the per-repeat ratios.
     python benchmarks/throughput.py            # 60,000 samples per measurement
     python benchmarks/throughput.py --quick    # fewer samples, under a minute
     python benchmarks/throughput.py --quick --json
+    python benchmarks/throughput.py --model resnet18-reduced --quick [--device cuda]  # images
+
+`--model` other than mlp measures the image pipeline instead (Split CIFAR-100 with random
+crop and flip against Avalanche's SplitCIFAR100 and a lean loop): benchmarks/throughput_images.py.
 """
 
 from __future__ import annotations
@@ -202,7 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="measurements per pipeline (median reported)")
     parser.add_argument("--data-root", default=os.environ.get("CLBENCH_DATA_ROOT", "../shared/data"))
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--model", default="mlp", choices=["mlp", "resnet18-reduced", "resnet18", "resnet32"],
+                        help="mlp (permuted MNIST, below) or a ResNet on Split CIFAR-100 images")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (image models)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="clbench's training.precision (image models)")
     args = parser.parse_args(argv)
+    if args.model != "mlp":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import throughput_images
+
+        return throughput_images.main(args)
     repeats = args.repeats or 3
     n_train = 12800 if args.quick else 60000
     data_root = Path(args.data_root)

@@ -15,10 +15,13 @@ method version or for another device, is ignored and the run starts over.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import random
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +29,10 @@ import numpy as np
 import torch
 
 from . import __version__
+from .errors import DiskFull
+from .tmpfiles import remove_stale, tmp_prefix
 
-FORMAT = 1
+FORMAT = 2  # 2: checkpoints carry the run audit's state
 FOLDER = "checkpoints"
 
 
@@ -89,20 +94,35 @@ def stamp(method: str, method_version: str, device: str) -> dict[str, Any]:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write atomically: a kill at any moment leaves the old checkpoint or the new one."""
+    """Write atomically: a kill at any moment leaves the old checkpoint or the new one.
+
+    The payload is serialised in memory first: torch.save reports a failed write to a
+    file as an opaque RuntimeError, while a plain write raises OSError, so a full disk is
+    reported as that (`DiskFull`, with the path and the size).
+    """
     check_plain(payload, "checkpoint")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(prefix=tmp_prefix(path), suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"disk full while writing checkpoint '{path}' "
+                           f"({len(data) / 2**20:.1f} MB): {exc.strerror}") from exc
         raise
+    finally:
+        data.release()
 
 
 def load_checkpoint(path: Path, run_id: str, expected_stamp: dict) -> tuple[dict | None, str]:
@@ -130,3 +150,28 @@ def discard_checkpoint(folder: Path | None, run_id: str) -> None:
             Path(folder).rmdir()  # only when empty: no stray folder beside finished records
         except OSError:
             pass
+
+
+def tidy(out: Path, finished_run_ids: Iterable[str] = ()) -> list[Path]:
+    """Before runs write to `out`: remove what interrupted runs left there.
+
+    That is the stale temporary files of interrupted writes (see `clbench.tmpfiles`) in
+    `out` and `out/checkpoints`, and the checkpoints of runs whose record is already
+    written (a kill between writing a record and deleting its checkpoint). Returns the
+    paths removed.
+    """
+    out = Path(out)
+    removed = remove_stale(out)
+    folder = out / FOLDER
+    if folder.is_dir():
+        removed += remove_stale(folder)
+        for run_id in finished_run_ids:
+            path = checkpoint_path(folder, run_id)
+            if path.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            pass
+    return removed

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
 from tabulate import tabulate
 
 from . import __version__
-from .errors import ClbenchError
+from .errors import ClbenchError, HarnessFailure, Interrupted
+from .inputs import one_line
 
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default="results", metavar="DIR", help="folder for run records (default: results)")
     evaluate.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     evaluate.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    evaluate.add_argument("--force", action="store_true",
+                          help="run seeds whose valid record is already in --out again (default: skip them)")
+    evaluate.add_argument("--sandbox", action="store_true",
+                          help="deny the method's processes the data root (Linux Landlock; docs/trust.md)")
     evaluate.add_argument("--no-fast-path", dest="fast_path", action="store_false",
                           help="use Avalanche's per-sample data loader (for A/B checks; slower)")
+    evaluate.add_argument("--log", action="append", default=[], metavar="TARGET",
+                          help="also stream each phase to tensorboard:DIR, wandb[:PROJECT] or csv:DIR "
+                               "(repeatable; clbench.loggers)")
 
     methods = commands.add_parser("methods", help="list the installed methods")
     methods.add_argument("--json", action="store_true", help="print JSON")
@@ -95,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop any run that takes longer (recorded as failed)")
 
     check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
-    check.add_argument("method", metavar="METHOD")
+    check.add_argument("method", metavar="METHOD", nargs="?", help="method name (or --record)")
+    check.add_argument("--hp", dest="hyperparameters", action="append", default=[], metavar="KEY=VALUE",
+                       help="check under these hyperparameters, not the defaults (repeatable)")
+    check.add_argument("--record", metavar="FILE",
+                       help="check the method and hyperparameters a record reports, on its protocol "
+                            "(--protocol/--set choose another)")
     check.add_argument("--protocol", "-p", metavar="NAME",
                        help="protocol to check on (default: smoke, or a small smnist-5 for class-only methods)")
     _add_set_option(check)
@@ -112,6 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--format", "-f", choices=["md", "latex", "csv", "html", "json"],
                        help="output format (default: from --out's suffix, else md)")
     board.add_argument("--out", "-o", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    board.add_argument("--strict", action="store_true",
+                       help="leave out records without the harness's audit block (written before "
+                            "clbench audited every run) and say how many")
+
+    verify = commands.add_parser("verify", help="re-run records and compare every result field")
+    verify.add_argument("records", nargs="+", metavar="RECORD",
+                        help="record files, or folders searched recursively for *.json")
+    verify.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
+    verify.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: each record's own device)")
+    verify.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                        help="where the re-runs execute (as for `clbench suite`)")
+    verify.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel re-runs (process, ray)")
 
     plot = commands.add_parser("plot", help="draw figures (accuracy matrices, curves) from run records")
     plot.add_argument("records", nargs="+", metavar="RECORDS",
@@ -140,10 +168,20 @@ def cmd_protocols(args) -> int:
     if args.protocols_command == "show":
         protocol = _resolve_protocol(args.name, args.overrides)
         resolved = protocol.resolved()
+        memory = protocol.memory_estimate()
+        size = protocol.network_size
+        network = {"parameters": size.total, "feature_parameters": size.features,
+                   "head_parameters": size.heads, "heads": protocol.benchmark.n_heads,
+                   "input_shape": list(protocol.benchmark.input_shape)}
         if args.json:
-            _print_json(resolved)
+            _print_json({**resolved, "memory_estimate_bytes": memory.as_dict(), "network": network})
         else:
             print(f"# {protocol.name} v{protocol.version}  hash {protocol.hash}")
+            heads = protocol.benchmark.n_heads
+            print(f"# network: {protocol.model.describe()} on {'x'.join(map(str, network['input_shape']))} "
+                  f"inputs, {size.total:,} parameters ({size.features:,} in the trunk, {size.heads:,} in "
+                  f"{heads} head{'s' if heads > 1 else ''} of {protocol.benchmark.output_classes} outputs)")
+            print(f"# memory: {memory.describe()}")
             print(json.dumps({k: v for k, v in resolved.items() if k != "hash"}, indent=2))
         return 0
     rows = []
@@ -153,7 +191,7 @@ def cmd_protocols(args) -> int:
             "name": p.name, "version": p.version, "hash": p.short_hash,
             "benchmark": b.name, "scenario": b.scenario, "tasks": b.n_tasks,
             "train/task": b.train_samples_per_task, "environment": p.environment.kind,
-            "model": "mlp " + "-".join(map(str, p.model.hidden)),
+            "model": p.model.describe(), "parameters": p.parameters,
             "epochs": p.training.epochs, "description": p.description,
         })
     if args.json:
@@ -191,6 +229,13 @@ def cmd_evaluate(args) -> int:
     from .records import ensure_writable_dir
 
     protocol = _resolve_protocol(args.protocol, args.overrides)
+    from .isolation import start_harness
+
+    start_harness()  # its start-up overlaps with importing Avalanche and the plugins
+    if args.sandbox:  # before any plugin is imported
+        from .sandbox import enter
+
+        enter(resolve_data_root(args.data_root), [Path(args.out)])
     registered = get_registry().get(args.method)
     hyperparameters = _parse_hyperparameters(registered, args.hyperparameters)
     seeds = args.seeds if args.seeds is not None else list(protocol.seeds)
@@ -203,11 +248,13 @@ def cmd_evaluate(args) -> int:
         raise ClbenchError(f"data root '{data_root}' does not exist")
 
     from .checkpoint import FOLDER as CHECKPOINT_FOLDER
-    from .checkpoint import discard_checkpoint
-    from .records import record_failure, write_record
+    from .checkpoint import discard_checkpoint, tidy
+    from .preflight import check_run_outputs
+    from .records import record_filename, write_record
     from .report import accuracy_matrix_table, metrics_table
+    from .suites import valid_record
+    from .isolation import preload
     from .runner import RunRequest, check_scenario, resolve_device, run
-    from .tasks import preload
 
     resolve_device(args.device)
     out = Path(args.out)
@@ -218,29 +265,44 @@ def cmd_evaluate(args) -> int:
 
     requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
                            list(args.overrides), progress=not args.quiet, fast_path=args.fast_path,
-                           checkpoint_dir=checkpoints, notify=note(seed))
+                           checkpoint_dir=checkpoints, notify=note(seed), sandbox=args.sandbox)
                 for seed in seeds]
     check_scenario(requests[0])
-    preload(protocol.benchmark, data_root)  # a missing dataset fails before anything is written
+    from .loggers import listeners, open_folders, parse_targets
+
+    log_targets = parse_targets(args.log)  # a bad --log fails before anything is written
+    filenames = {r.seed: record_filename(protocol.name, registered.name, r.seed, r.run_id) for r in requests}
+    check_run_outputs(out, filenames.values(), CHECKPOINT_FOLDER)  # before any compute is spent
+    done = {} if args.force else {r.seed: found for r in requests
+                                  if (found := valid_record(out / filenames[r.seed], r.run_id))}
+    if len(done) < len(requests):
+        preload(protocol.benchmark, data_root)  # a missing dataset fails before anything is written
     out = ensure_writable_dir(out)
+    open_folders(log_targets)
+    for request in requests:
+        request.listeners = listeners(log_targets, request)
+    if removed := tidy(out, [record.run_id for record in done.values()]):
+        print(f"removed {len(removed)} leftover file(s) of interrupted runs from {out}", file=sys.stderr)
     print(f"clbench {__version__} · protocol {protocol.name} v{protocol.version} "
           f"(hash {protocol.short_hash}) · method {registered.name} "
           f"({registered.plugin} {registered.version}) · seeds {' '.join(map(str, seeds))}",
           file=sys.stderr)
     records = []
     for request in requests:
+        if request.seed in done:
+            records.append(done[request.seed])
+            print(f"seed {request.seed}: skipped, its record is already in {out / filenames[request.seed]} "
+                  "(--force runs it again)", file=sys.stderr)
+            continue
         try:
             record = run(request)
         except ClbenchError:
             raise
+        except KeyboardInterrupt:
+            raise Interrupted(f"{len(records)} of {len(requests)} seeds have their record in {out}; the "
+                              "latest checkpoint is kept; run the same command again to continue") from None
         except Exception as exc:  # the method failed: say so in one line, keep the traceback
-            failure = record_failure(out, protocol, registered.name,
-                                     hyperparameters.model_dump(mode="json"), request.seed,
-                                     list(args.overrides), exc)
-            print(f"clbench: error: {registered.name} failed on seed {request.seed}: "
-                  f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
-                  f"(traceback in {failure.with_suffix('.log')})", file=sys.stderr)
-            return 1
+            return _report_failure(exc, out, protocol, registered, hyperparameters, request.seed, args.overrides)
         path = write_record(record, out)
         discard_checkpoint(checkpoints, record.run_id)
         records.append(record)
@@ -253,6 +315,29 @@ def cmd_evaluate(args) -> int:
           f"{len(records)} seed(s) · accuracies in %, averaged over tasks")
     print(metrics_table(records))
     return 0
+
+
+def _report_failure(exc: Exception, out: Path, protocol, registered, hyperparameters, seed: int,
+                    overrides: list[str]) -> int:
+    """One line for a failed run: the machine's or the data's failure as such, else the method's."""
+    from .errors import classify
+    from .records import record_failure
+
+    try:
+        log = record_failure(out, protocol, registered.name, hyperparameters.model_dump(mode="json"),
+                             seed, list(overrides), exc).with_suffix(".log")
+        where = f"traceback in {log}"
+    except (OSError, ClbenchError) as problem:
+        where = f"no traceback written: {problem}"
+    harness = classify(exc)
+    if harness is not None:
+        print(f"clbench: error: seed {seed}: {harness} (a failure of the {harness.kind}, not of "
+              f"{registered.name}; {where})", file=sys.stderr)
+    else:
+        text = str(exc).strip()
+        print(f"clbench: error: {registered.name} failed on seed {seed}: "
+              f"{type(exc).__name__}: {text.splitlines()[0] if text else ''} ({where})", file=sys.stderr)
+    return 1
 
 
 def _method_rows(registry) -> list[dict]:
@@ -296,7 +381,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_suite(args) -> int:
-    from .suites import SUITES, existing_record, get_suite, plan, run_suite
+    from .suites import SUITES, check_outputs, existing_record, get_suite, plan, run_suite
 
     if args.list:
         rows = []
@@ -312,14 +397,15 @@ def cmd_suite(args) -> int:
         raise ClbenchError("--seeds must be distinct non-negative integers")
     if args.jobs < 1:
         raise ClbenchError("--jobs must be at least 1")
-    if args.time_limit is not None and args.time_limit <= 0:
-        raise ClbenchError("--time-limit must be a positive number of seconds")
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise ClbenchError(f"--time-limit must be a positive, finite number of seconds, not {args.time_limit}")
     if args.ray_address and args.executor != "ray":
         raise ClbenchError("--ray-address needs --executor ray")
     if args.jobs > 1 and args.executor == "local":
         raise ClbenchError("--jobs needs --executor process or ray (local runs one at a time)")
     runs = plan(suite, args.seeds)
     out = Path(args.out or Path("results") / "suites" / suite.name)
+    check_outputs(runs, out)
     if args.dry_run:
         for planned in runs:
             done = out.is_dir() and existing_record(out, planned) is not None
@@ -329,7 +415,7 @@ def cmd_suite(args) -> int:
     from .datasets import resolve_data_root
     from .records import ensure_writable_dir
     from .runner import resolve_device
-    from .tasks import preload
+    from .isolation import preload
 
     resolve_device(args.device)
     data_root = resolve_data_root(args.data_root)
@@ -350,8 +436,24 @@ def cmd_check_plugin(args) -> int:
 
     if args.protocol:
         _resolve_protocol(args.protocol, args.overrides)  # bad names and values fail here, as usage errors
+    if args.record:
+        from .testing import check_record_configuration
+
+        if args.method or args.hyperparameters:
+            raise ClbenchError("--record checks the record's method and hyperparameters; drop METHOD and --hp")
+        report = check_record_configuration(args.record, data_root=args.data_root, protocol=args.protocol,
+                                            overrides=args.overrides, device=args.device)
+        print(report.summary())
+        return 0 if report.passed else 1
+    if not args.method:
+        raise ClbenchError("check-plugin needs a METHOD (or --record FILE)")
+    from .plugins import get_registry
+    from .protocol import parse_assignment
+
+    values = dict(parse_assignment(text, "--hp") for text in args.hyperparameters)
+    get_registry().get(args.method).method.parse_hyperparameters(values)  # bad --hp: exit 2
     report = check_method(args.method, data_root=args.data_root, protocol=args.protocol,
-                          overrides=args.overrides, device=args.device)
+                          overrides=args.overrides, device=args.device, hyperparameters=values)
     print(report.summary())
     return 0 if report.passed else 1
 
@@ -371,10 +473,52 @@ def cmd_plugins(args) -> int:
     return 0
 
 
+def _check_paths(inputs: list[str], out: str | None) -> None:
+    """Every input and output path fits the filesystem (one line, before any work)."""
+    from .preflight import check_path
+
+    for path in inputs:
+        check_path(path, "records path")
+    if out:
+        check_path(out, "output path")
+
+
+def _audited_only(inputs: list[str]) -> list:
+    """`leaderboard --strict`: the record files that carry an audit block, saying how many did not."""
+    from .leaderboard import record_paths
+    from .records import read_record
+
+    paths = record_paths(inputs)
+    kept = [path for path in paths if read_record(path).audit is not None]
+    print(f"--strict: left out {len(paths) - len(kept)} of {len(paths)} record(s) without an audit block",
+          file=sys.stderr)
+    if not kept:
+        raise ClbenchError("--strict: no record carries an audit block; re-run them with this clbench")
+    return kept
+
+
+def cmd_verify(args) -> int:
+    from .datasets import resolve_data_root
+    from .leaderboard import record_paths
+    from .verify import report, verify
+
+    if args.jobs < 1:
+        raise ClbenchError("--jobs must be at least 1")
+    _check_paths(args.records, None)
+    paths = record_paths(args.records)
+    if not paths:
+        raise ClbenchError(f"no record files (*.json) found in {', '.join(args.records)}")
+    verdicts = verify(paths, resolve_data_root(args.data_root), args.device, args.executor, args.jobs)
+    print(report(verdicts))
+    return 0 if all(v.confirmed for v in verdicts) else EXIT_FAILURE
+
+
 def cmd_leaderboard(args) -> int:
     from .leaderboard import format_for, leaderboard_text, write_output
 
-    text = leaderboard_text(args.records, args.protocol, format_for(args.format, args.out))
+    _check_paths(args.records, args.out)
+    records = _audited_only(args.records) if args.strict else args.records
+    text = leaderboard_text(records, args.protocol, format_for(args.format, args.out))
     if args.out:
         print(f"wrote {write_output(args.out, text)}", file=sys.stderr)
     else:
@@ -385,6 +529,7 @@ def cmd_leaderboard(args) -> int:
 def cmd_plot(args) -> int:
     from .plots import write_plots
 
+    _check_paths(args.records, args.out)
     paths = write_plots(args.records, args.out, args.protocol, args.format)
     for path in paths:
         print(path)
@@ -402,6 +547,7 @@ COMMANDS = {
     "suite": cmd_suite,
     "leaderboard": cmd_leaderboard,
     "plot": cmd_plot,
+    "verify": cmd_verify,
 }
 
 
@@ -409,12 +555,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except ClbenchError as exc:
-        print(f"clbench: error: {exc}", file=sys.stderr)
+    except HarnessFailure as exc:  # the machine's, the data's or the harness's failure
+        print(f"clbench: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FAILURE
+    except ClbenchError as exc:  # one line even when it echoes a name with a line break
+        print(f"clbench: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("clbench: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # clbench.errors.Interrupted says what was kept
+        print(f"clbench: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `clbench ... | head`: the reader left, which is fine
         sys.stderr.close()
         return 0

@@ -35,12 +35,29 @@ def default_data_root() -> Path:
 
 
 def resolve_data_root(option: str | os.PathLike | None = None) -> Path:
-    """The data root: the option, else $CLBENCH_DATA_ROOT, else the user cache folder."""
+    """The data root: the option, else $CLBENCH_DATA_ROOT, else the user cache folder.
+
+    A root that is named (option or variable) must be an existing folder: only the cache
+    folder is created, by the first download, so a typo never starts a download into a
+    new folder.
+    """
+    from .preflight import check_path
+
     if option:
-        return Path(option).expanduser()
-    if os.environ.get(DATA_ROOT_ENV):
-        return Path(os.environ[DATA_ROOT_ENV]).expanduser()
-    return default_data_root()
+        root, source = Path(option).expanduser(), "--data-root"
+    elif os.environ.get(DATA_ROOT_ENV):
+        root, source = Path(os.environ[DATA_ROOT_ENV]).expanduser(), f"${DATA_ROOT_ENV}"
+    else:
+        return default_data_root()
+    check_path(root, f"data root (from {source})")
+    try:
+        root.stat()
+    except OSError as exc:
+        reason = "does not exist" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc.strerror})"
+        raise ClbenchError(f"data root '{root}' (from {source}) {reason}") from None
+    if not root.is_dir():
+        raise ClbenchError(f"data root '{root}' (from {source}) is not a folder")
+    return root
 
 
 @dataclass(frozen=True)
@@ -65,7 +82,12 @@ class RawDataset:
 
     @cached_property
     def standardised_splits(self) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
-        """(train, test) as standardised flat float32 rows, computed once per dataset."""
+        """(train, test) as standardised flat float32 rows, computed once per dataset.
+
+        For benchmarks that want whole splits: it keeps a float32 copy of both for the
+        process (220 MB for MNIST), so clbench.tasks never uses it and standardises only
+        the images a task holds.
+        """
         return self.standardised(self.train_x), self.standardised(self.test_x)
 
 

@@ -7,7 +7,10 @@ built (same tensors, no subset, no transforms, the stock data-loader constructio
 plugin swaps the loader for one that gathers each minibatch with a single index
 operation. Anything else (a replay loader, a strategy's own loader, transforms, a
 dataset a method adapted) is left untouched, so the fast path never changes what a method
-trains on, only how fast the same samples arrive.
+trains on, only how fast the same samples arrive. Task labels are 0, except in the
+task-incremental scenario, where each sample's label is its task of origin (as in the
+experience, clbench.experiences). Training augmentation (clbench.augment) is applied to
+the minibatches this loader yields, on the device, by the harness's `BatchAugmentation`.
 """
 
 from __future__ import annotations
@@ -73,15 +76,20 @@ def _untouched(adapted, original) -> bool:
 class TensorFastPath(SupervisedPlugin):
     """Harness plugin: replaces the stock training loader when that is provably equivalent."""
 
-    def __init__(self, device):
+    def __init__(self, device, task_aware: bool = False):
         super().__init__()
         self.device = device
-        self._xy = None  # inputs and targets only: a sample's task of origin stays with the harness
+        self.task_aware = task_aware
+        # inputs and targets only: a sample's task of origin stays with the harness, except
+        # in the task-incremental scenario, where it is the sample's task label
+        self._xy = None
+        self._origin = None
         self.used: list[bool] = []
 
     def begin_phase(self, phase, data) -> None:
         """Called by the runner with the phase's tensors before training starts."""
         self._xy = (data.x, data.y)
+        self._origin = data.origin if self.task_aware else None
 
     def before_training_exp(self, strategy, *args, **kwargs):
         use = self._eligible(strategy)
@@ -89,7 +97,7 @@ class TensorFastPath(SupervisedPlugin):
         if use:
             x = self._xy[0].to(self.device, non_blocking=True)
             y = self._xy[1].to(self.device, non_blocking=True)
-            t = torch.zeros_like(y)
+            t = torch.zeros_like(y) if self._origin is None else self._origin.to(self.device, non_blocking=True)
             strategy.dataloader = TensorBatchLoader(
                 x, y, t, strategy.dataloader.batch_size, shuffle=True,
                 drop_last=strategy.dataloader.drop_last,

@@ -1,40 +1,41 @@
 """Leaderboards: from run records to tables for a paper or a web page.
 
-The pipeline has three stages, each usable on its own:
+Three stages, each usable on its own:
 
-1. **Data model** - `load_records` reads and validates record files (every file must be a
-   valid `RunRecord`, or nothing is produced), `select_protocol` filters them, and
-   `build_leaderboards` groups them by setup hash (the protocol hash without the
-   environment; different setups are never mixed) and then by entry = (method name,
-   canonical hyperparameters, environment with its parameters).
-2. **Statistics** - per entry and metric: mean, sample std (ddof=1) and a 95% Student-t
-   confidence interval over seeds; rank by mean ACC; best value per metric; and a two-sided
-   paired t-test of each entry's per-seed ACC against the best-ACC entry over shared seeds.
-3. **Renderers** - `render(boards, fmt)` for Markdown, LaTeX (booktabs), CSV, HTML and JSON.
+1. **Records** - `read_records` reads and validates record files (every file must be a
+   valid, sealed `RunRecord`, or nothing is produced); `select_protocol` filters them.
+   Any other filter is a list comprehension away: every stage takes a list of records.
+2. **Statistics** - `leaderboard_frame` turns the records' DataFrame (clbench.frames) into
+   one row per entry = (method, canonical hyperparameters, environment), grouped by setup
+   hash (the protocol hash without the environment; different setups are never mixed).
+   Per entry and metric: mean, sample std (ddof=1) and a 95% Student-t confidence interval
+   over seeds; a rank by mean ACC; the best value per metric; and a two-sided paired t-test
+   of each entry's per-seed ACC against the best-ACC entry over shared seeds.
+3. **Renderers** - `render(board, fmt)` for Markdown, LaTeX (booktabs), CSV, HTML and JSON.
    Output is deterministic: the same records give byte-identical text, in any input order.
 
-Docs: docs/publishing-a-leaderboard.md.
+Docs: docs/publishing-a-leaderboard.md, docs/notebooks.md.
 """
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
+import pandas as pd
+from scipy import stats as scipy_stats
+
 from .errors import ClbenchError
+from .frames import ENTRY_KEYS, collect_records, records_frame
 from .metrics import METRIC_FORMS, METRIC_LABELS
 from .records import RunRecord, canonical_json, read_record, write_atomic
-
-from scipy import stats as scipy_stats
 
 #: Metrics where a smaller value is better; for all others larger is better.
 LOWER_IS_BETTER = frozenset({"forgetting"})
@@ -53,97 +54,7 @@ SIGNIFICANCE_TEST = (
 REFERENCE, NOT_SIGNIFICANT, SIGNIFICANT, UNTESTABLE = "reference", "not_significant", "significant", "untestable"
 
 
-# --------------------------------------------------------------------------- data model
-
-
-@dataclass(frozen=True)
-class Summary:
-    """One metric of one entry over its seeds (fractions, not percent)."""
-
-    values: tuple[float, ...]
-    mean: float | None
-    std: float | None
-    ci_low: float | None
-    ci_high: float | None
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-
-@dataclass(frozen=True)
-class Significance:
-    """An entry's paired test against the best-ACC entry (t and p are None when not computed)."""
-
-    status: str
-    shared_seeds: int
-    t: float | None = None
-    p_value: float | None = None
-
-
-@dataclass
-class Entry:
-    """One leaderboard row: every seed of one method configuration on one protocol."""
-
-    method: str
-    hyperparameters: dict[str, Any]
-    environment: str
-    records: list[RunRecord]
-    stats: dict[str, Summary] = field(default_factory=dict)
-    rank: int = 0
-    best: set[str] = field(default_factory=set)
-    significance: Significance = Significance(UNTESTABLE, 0)
-
-    @property
-    def hp_key(self) -> str:
-        return canonical_json(self.hyperparameters)
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(r.seed for r in self.records)
-
-    @property
-    def acc_by_seed(self) -> dict[int, float]:
-        return {r.seed: r.metrics.acc for r in self.records}
-
-    @property
-    def stored_exemplars(self) -> tuple[int, int]:
-        counts = [r.method.stored_exemplars for r in self.records]
-        return min(counts), max(counts)
-
-    @property
-    def plugins(self) -> tuple[str, ...]:
-        return tuple(sorted({f"{r.method.plugin} {r.method.version}" for r in self.records}))
-
-    @property
-    def marked(self) -> bool:
-        return self.significance.status == NOT_SIGNIFICANT
-
-
-@dataclass
-class Leaderboard:
-    """All entries of one setup (protocol minus environment); `protocol_hash` is the setup hash."""
-
-    protocol_hash: str
-    labels: tuple[tuple[str, int], ...]  # (name, version) pairs seen; usually exactly one
-    environment: str
-    entries: list[Entry]
-
-    @property
-    def title(self) -> str:
-        return ", ".join(f"{name} v{version}" for name, version in self.labels)
-
-    @property
-    def records(self) -> list[RunRecord]:
-        return [r for e in self.entries for r in e.records]
-
-    @property
-    def clbench_versions(self) -> tuple[str, ...]:
-        return tuple(sorted({r.versions.clbench for r in self.records}))
-
-    @property
-    def plugins(self) -> tuple[str, ...]:
-        return tuple(sorted({p for e in self.entries for p in e.plugins}))
+# --------------------------------------------------------------------------- records
 
 
 def record_paths(inputs: Iterable[str | Path]) -> list[Path]:
@@ -162,7 +73,7 @@ def record_paths(inputs: Iterable[str | Path]) -> list[Path]:
     return [paths[key] for key in sorted(paths)]
 
 
-def load_records(inputs: Iterable[str | Path]) -> list[RunRecord]:
+def read_records(inputs: Iterable[str | Path]) -> list[RunRecord]:
     """Read and validate every record; any invalid file or conflicting duplicate refuses all."""
     inputs = list(inputs)
     by_id: dict[str, tuple[Path, RunRecord]] = {}
@@ -183,7 +94,7 @@ def load_records(inputs: Iterable[str | Path]) -> list[RunRecord]:
 
 
 def select_protocol(records: Sequence[RunRecord], protocol: str | None) -> list[RunRecord]:
-    """Records whose protocol name is `protocol` or whose hash starts with it."""
+    """Records whose protocol name is `protocol` or whose protocol or setup hash starts with it."""
     if not protocol:
         return list(records)
     kept = [r for r in records
@@ -195,35 +106,17 @@ def select_protocol(records: Sequence[RunRecord], protocol: str | None) -> list[
     return kept
 
 
-def build_leaderboards(records: Sequence[RunRecord]) -> list[Leaderboard]:
-    """Group by setup hash (protocol minus environment), then by entry, and compute statistics.
-
-    Entries are (method, hyperparameters, environment), so one table compares methods and
-    environments on one fixed setup; different setups are never mixed.
-    """
-    by_hash: dict[str, list[RunRecord]] = {}
-    for record in records:
-        by_hash.setdefault(record.setup_hash, []).append(record)
-    boards = []
-    for setup_hash, group in by_hash.items():
-        entries: dict[tuple[str, str, str], Entry] = {}
-        for record in sorted(group, key=lambda r: r.seed):
-            environment = record.environment_label
-            key = (record.method.name, canonical_json(record.method.hyperparameters), environment)
-            entry = entries.setdefault(key, Entry(record.method.name, record.method.hyperparameters,
-                                                  environment, []))
-            entry.records.append(record)
-        labels = tuple(sorted({(r.protocol_name, int(r.protocol["version"])) for r in group}))
-        environments = sorted({(r.environment_label, r.protocol_hash) for r in group})
-        board = Leaderboard(setup_hash, labels,
-                            "; ".join(f"{label} (protocol hash {h[:12]})" for label, h in environments),
-                            list(entries.values()))
-        compute_statistics(board)
-        boards.append(board)
-    return sorted(boards, key=lambda b: (b.labels, b.protocol_hash))
-
-
 # --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Significance:
+    """An entry's paired test against the best-ACC entry (t and p are None when not computed)."""
+
+    status: str
+    shared_seeds: int
+    t: float | None = None
+    p_value: float | None = None
 
 
 def t_quantile(q: float, df: int) -> float:
@@ -234,19 +127,6 @@ def t_quantile(q: float, df: int) -> float:
 def t_two_sided_p(t: float, df: int) -> float:
     """Two-sided p-value of a t statistic."""
     return float(2 * scipy_stats.t.sf(abs(t), df))
-
-
-def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> Summary:
-    """Mean, sample std (ddof=1) and the Student-t confidence interval of the mean."""
-    values = tuple(float(v) for v in values)
-    if not values:
-        return Summary(values, None, None, None, None)
-    mean = fmean(values)
-    if len(values) < 2:
-        return Summary(values, mean, None, None, None)
-    std = stdev(values)
-    half = t_quantile((1 + confidence) / 2, len(values) - 1) * std / math.sqrt(len(values))
-    return Summary(values, mean, std, mean - half, mean + half)
 
 
 def paired_test(reference: dict[int, float], other: dict[int, float], alpha: float = ALPHA) -> Significance:
@@ -271,31 +151,88 @@ def shown(value: float) -> float:
     return float(f"{value * 100:.2f}")
 
 
-def compute_statistics(board: Leaderboard) -> None:
-    """Fill in each entry's summaries, rank, best metrics and significance, and sort entries."""
-    for entry in board.entries:
-        entry.stats = {key: summarize([getattr(r.metrics, key) for r in entry.records
-                                       if getattr(r.metrics, key) is not None])
-                       for key in METRIC_LABELS}
+def _mean(values: pd.Series) -> float:
+    """The mean of the defined values (math.fsum-exact, like the std below)."""
+    values = values.dropna()
+    return fmean(values) if len(values) else math.nan
 
-    def acc(entry: Entry) -> float:
-        return entry.stats["acc"].mean  # ACC is never None in a record
 
-    board.entries.sort(key=lambda e: (-acc(e), e.method, e.hp_key, e.environment))
-    for entry in board.entries:  # competition ranking (1, 1, 3) on the shown ACC
-        entry.rank = 1 + sum(shown(acc(other)) > shown(acc(entry)) for other in board.entries)
+def _std(values: pd.Series) -> float:
+    """Sample std (ddof=1) of the defined values; exactly rounded, so shown digits never
+    depend on the summation order."""
+    values = values.dropna()
+    return stdev(values) if len(values) > 1 else math.nan
+
+
+def _sorted_set(values: Iterable) -> tuple:
+    return tuple(sorted(set(values)))
+
+
+def leaderboard_frame(records: pd.DataFrame | Iterable[RunRecord | str | Path],
+                      confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per entry with its statistics, setups in a fixed order, entries by rank.
+
+    `records` is a DataFrame from `clbench.load_records` (filter it first if you like), or
+    RunRecords and record paths. Metric columns: `M_mean`, `M_std`, `M_ci_low`,
+    `M_ci_high`, `M_n`, `M_best` and `M_values` (per seed, fractions) for every metric M.
+    """
+    runs = records if isinstance(records, pd.DataFrame) else records_frame(collect_records(records))
+    if runs.empty:
+        raise ClbenchError("no records to tabulate")
+    runs = runs.sort_values(["seed", "run_id"], kind="stable").assign(
+        plugin_label=lambda f: f.plugin + " " + f.plugin_version,
+        label=lambda f: list(zip(f.protocol, f.protocol_version.astype(int))),
+        env_hash=lambda f: f.environment + " (protocol hash " + f.protocol_hash.str[:12] + ")")
+    entries = runs.groupby(ENTRY_KEYS, sort=False)
+    board = entries.agg(seeds=("seed", tuple), n_seeds=("seed", "size"),
+                        stored_exemplars_min=("exemplars", "min"),
+                        stored_exemplars_max=("exemplars", "max"),
+                        plugins=("plugin_label", _sorted_set),
+                        clbench_versions=("clbench_version", _sorted_set),
+                        run_ids=("run_id", tuple))
     for key in METRIC_LABELS:
-        means = [shown(e.stats[key].mean) for e in board.entries if e.stats[key].mean is not None]
-        if not means:
-            continue
-        best = min(means) if key in LOWER_IS_BETTER else max(means)
-        for entry in board.entries:
-            if entry.stats[key].mean is not None and shown(entry.stats[key].mean) == best:
-                entry.best.add(key)
-    reference = board.entries[0]
-    for entry in board.entries:
-        entry.significance = (Significance(REFERENCE, len(entry.records)) if entry is reference
-                              else paired_test(reference.acc_by_seed, entry.acc_by_seed))
+        values = entries[key]
+        mean, std, n = values.agg(_mean), values.agg(_std), values.count()
+        half = scipy_stats.t.ppf((1 + confidence) / 2, n - 1) * std / n ** 0.5
+        board = board.assign(**{f"{key}_mean": mean, f"{key}_std": std, f"{key}_ci_low": mean - half,
+                                f"{key}_ci_high": mean + half, f"{key}_n": n,
+                                f"{key}_values": values.agg(lambda s: tuple(s.dropna()))})
+    board = board.reset_index()
+    setups = runs.groupby("setup_hash", sort=False).agg(
+        protocol_labels=("label", _sorted_set), environments=("env_hash", _sorted_set))
+    setups["protocol"] = setups.protocol_labels.map(lambda labels: ", ".join(f"{n} v{v}" for n, v in labels))
+    setups["environments"] = setups.environments.map("; ".join)
+    order = sorted(setups.index, key=lambda h: (setups.protocol_labels[h], h))
+    board = board.join(setups, on="setup_hash").assign(
+        setup_order=lambda f: f.setup_hash.map({h: i for i, h in enumerate(order)}))
+    board = board.sort_values(["setup_order", "acc_mean", "method", "hyperparameters", "environment"],
+                              ascending=[True, False, True, True, True], kind="stable",
+                              ignore_index=True)
+    # competition ranking (1, 1, 3) on the ACC as shown
+    board["rank"] = board.acc_mean.map(shown).groupby(board.setup_hash).rank(
+        method="min", ascending=False).astype(int)
+    for key in METRIC_LABELS:
+        shown_means = board[f"{key}_mean"].map(shown, na_action="ignore")
+        best = shown_means.groupby(board.setup_hash).transform("min" if key in LOWER_IS_BETTER else "max")
+        board[f"{key}_best"] = shown_means.eq(best)
+    tests = pd.concat([_significance(table) for table in _setups(board)])
+    board[["significance", "shared_seeds", "t", "p_value"]] = pd.DataFrame(
+        [(s.status, s.shared_seeds, s.t, s.p_value) for s in tests], index=board.index)
+    board["marked"] = board.significance.eq(NOT_SIGNIFICANT)
+    return board.drop(columns="setup_order")
+
+
+def _significance(table: pd.DataFrame) -> pd.Series:
+    """Each entry of one setup tested against its first (best-ACC) entry."""
+    by_seed = [dict(zip(seeds, accs)) for seeds, accs in zip(table.seeds, table.acc_values)]
+    return pd.Series([Significance(REFERENCE, len(table.seeds.iloc[0])) if i == 0 else
+                      paired_test(by_seed[0], other) for i, other in enumerate(by_seed)],
+                     index=table.index)
+
+
+def _setups(board: pd.DataFrame) -> Iterable[pd.DataFrame]:
+    """Each setup's rows, in table order."""
+    return (table for _, table in board.groupby("setup_hash", sort=False))
 
 
 # --------------------------------------------------------------------------- shared text
@@ -306,22 +243,24 @@ def _pct(value: float) -> str:
     return "0.00" if text == "-0.00" else text
 
 
-def _hyperparameters_text(hp: dict[str, Any]) -> str:
+def hyperparameters_text(hp: dict[str, Any] | str) -> str:
+    """`key=value` pairs (values in JSON form) sorted by key, or '-'; takes a dict or its JSON."""
+    hp = json.loads(hp) if isinstance(hp, str) else hp
     if not hp:
         return "-"
     return ", ".join(f"{key}={canonical_json(hp[key])}" for key in sorted(hp))
 
 
-def _exemplars_text(entry: Entry) -> str:
-    low, high = entry.stored_exemplars
-    return str(low) if low == high else f"{low}-{high}"
+def _union(table: pd.DataFrame, column: str) -> str:
+    return ", ".join(sorted({item for items in table[column] for item in items}))
 
 
-def _footer_lines(board: Leaderboard, mark: str, code=lambda s: s) -> list[str]:
+def _footer_lines(table: pd.DataFrame, mark: str, code=lambda s: s) -> list[str]:
+    first = table.iloc[0]
     forms = "; ".join(code(METRIC_FORMS[key]) for key in METRIC_LABELS)
     return [
-        f"Protocol {board.title}, setup hash {board.protocol_hash} (benchmark, model, training, "
-        f"evaluation); environments: {board.environment}.",
+        f"Protocol {first.protocol}, setup hash {first.setup_hash} (benchmark, model, training, "
+        f"evaluation); environments: {first.environments}.",
         f"Metrics (averaged over tasks): {forms}.",
         "Cells: mean ± sample std (ddof=1) over seeds, then the 95% confidence interval of the "
         "mean [Student t, n-1 dof]; single-seed entries show the value only. Accuracies in %.",
@@ -329,13 +268,13 @@ def _footer_lines(board: Leaderboard, mark: str, code=lambda s: s) -> list[str]:
         "(higher is better; Forgetting: lower is better).",
         f"{mark} not significantly different from the best-ACC entry ({SIGNIFICANCE_TEST}); "
         "entries with fewer than 2 seeds shared with it are not tested and not marked.",
-        f"Records from clbench {', '.join(board.clbench_versions)}; methods from "
-        f"{', '.join(board.plugins)}.",
+        f"Records from clbench {_union(table, 'clbench_versions')}; methods from "
+        f"{_union(table, 'plugins')}.",
     ]
 
 
-_HEADERS = ["Rank", "Method", "Hyperparameters", "Environment", "Seeds", "Exemplars",
-            *METRIC_LABELS.values()]
+HEADERS = ["Rank", "Method", "Hyperparameters", "Environment", "Seeds", "Exemplars",
+           *METRIC_LABELS.values()]
 
 
 @dataclass(frozen=True)
@@ -348,22 +287,26 @@ class _Style:
     cell: Callable[[str, str | None, bool], str]  # (mean ± std, "[low, high]" or None, marked)
 
 
-def _cells(entry: Entry, style: _Style) -> list[str]:
-    """One row's cells, in `_HEADERS` order."""
-    row = [str(entry.rank), style.text(entry.method),
-           style.text(_hyperparameters_text(entry.hyperparameters)), style.text(entry.environment),
-           str(len(entry.records)), _exemplars_text(entry)]
+def _cells(row: pd.Series, style: _Style) -> list[str]:
+    """One entry's cells, in `HEADERS` order."""
+    low, high = row.stored_exemplars_min, row.stored_exemplars_max
+    cells = [str(row["rank"]), style.text(row.method), style.text(hyperparameters_text(row.hyperparameters)),
+             style.text(row.environment), str(row.n_seeds), str(low) if low == high else f"{low}-{high}"]
     for key in METRIC_LABELS:
-        s = entry.stats[key]
-        if s.mean is None:
-            row.append("n/a")
+        mean, std, low, high = (row[f"{key}_{part}"] for part in ("mean", "std", "ci_low", "ci_high"))
+        if pd.isna(mean):
+            cells.append("n/a")
             continue
-        core = _pct(s.mean) if s.std is None else f"{_pct(s.mean)}{style.pm}{_pct(s.std)}"
-        if key in entry.best:
+        core = _pct(mean) if pd.isna(std) else f"{_pct(mean)}{style.pm}{_pct(std)}"
+        if row[f"{key}_best"]:
             core = style.bold(core)
-        ci = None if s.ci_low is None else f"[{_pct(s.ci_low)}, {_pct(s.ci_high)}]"
-        row.append(style.cell(core, ci, key == "acc" and entry.marked))
-    return row
+        ci = None if pd.isna(low) else f"[{_pct(low)}, {_pct(high)}]"
+        cells.append(style.cell(core, ci, key == "acc" and row.marked))
+    return cells
+
+
+def _table_cells(table: pd.DataFrame, style: _Style) -> list[list[str]]:
+    return [_cells(row, style) for _, row in table.iterrows()]
 
 
 # --------------------------------------------------------------------------- renderers
@@ -380,7 +323,7 @@ _MD_STYLE = _Style(
 
 
 def _md_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
-    """A GitHub table, padded for reading as source; columns in `right` are right-aligned."""
+    """A GitHub table padded to its widest cell (tabulate pads two more and marks no alignment)."""
     widths = [max(3, *(len(row[i]) for row in [headers, *rows])) for i in range(len(headers))]
 
     def line(cells):
@@ -392,13 +335,13 @@ def _md_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
-def render_markdown(boards: Sequence[Leaderboard]) -> str:
+def render_markdown(board: pd.DataFrame) -> str:
     parts = []
-    for board in boards:
-        rows = [_cells(e, _MD_STYLE) for e in board.entries]
-        table = _md_table(_HEADERS, rows, right={0, 4, 5})
-        footer = "\n".join(f"- {line}" for line in _footer_lines(board, "†", lambda s: f"`{s}`"))
-        parts.append(f"### Leaderboard: {board.title} (setup hash {board.protocol_hash[:12]})\n\n{table}\n\n{footer}\n")
+    for table in _setups(board):
+        first = table.iloc[0]
+        footer = "\n".join(f"- {line}" for line in _footer_lines(table, "†", lambda s: f"`{s}`"))
+        parts.append(f"### Leaderboard: {first.protocol} (setup hash {first.setup_hash[:12]})\n\n"
+                     f"{_md_table(HEADERS, _table_cells(table, _MD_STYLE), right={0, 4, 5})}\n\n{footer}\n")
     return "\n".join(parts)
 
 
@@ -409,8 +352,6 @@ _LATEX_SPECIAL = {
     "|": r"\textbar{}",
 }
 _LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
-
-
 _LATEX_MINUS = re.compile(r"(?<![\w.])-(?=\d)")  # a number's minus sign, not a hyphen
 
 
@@ -418,58 +359,45 @@ def latex_escape(text: str) -> str:
     return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group()], text)
 
 
-def _breakable_hash(value: str) -> str:
-    return r"\allowbreak{}".join(value[i:i + 8] for i in range(0, len(value), 8))
-
-
 def _latex_cell(core: str, ci: str | None, marked: bool) -> str:
     """Mean ± std (with the mark) above the CI in small type, stacked to keep columns narrow."""
     core += r"$^{\dagger}$" if marked else ""
-    if ci is None:
-        return core
-    return rf"\begin{{tabular}}[c]{{@{{}}c@{{}}}}{core}\\{{\scriptsize {ci}}}\end{{tabular}}"
+    if ci is not None:
+        core = rf"\begin{{tabular}}[c]{{@{{}}c@{{}}}}{core}\\{{\scriptsize {ci}}}\end{{tabular}}"
+    return _LATEX_MINUS.sub(r"$-$", core)
 
 
 _LATEX_STYLE = _Style(text=latex_escape, bold=lambda s: rf"\textbf{{{s}}}", pm=r" $\pm$ ",
                       cell=_latex_cell)
 
 
-def render_latex(boards: Sequence[Leaderboard]) -> str:
+def render_latex(board: pd.DataFrame) -> str:
     parts = []
-    for board in boards:
-        label = re.sub(r"[^a-z0-9-]+", "-", board.labels[0][0].lower())
-        lines = [
-            f"% clbench leaderboard: protocol {board.title}, hash {board.protocol_hash}",
+    for table in _setups(board):
+        first = table.iloc[0]
+        setup, label = first.setup_hash, re.sub(r"[^a-z0-9-]+", "-", first.protocol.split(" ")[0].lower())
+        cells = pd.DataFrame(_table_cells(table, _LATEX_STYLE), columns=HEADERS)
+        tabular = cells.style.hide(axis="index").to_latex(
+            hrules=True, column_format="rlllrr" + "c" * len(METRIC_LABELS))  # booktabs rules
+        breakable = r"\allowbreak{}".join(setup[i:i + 8] for i in range(0, len(setup), 8))
+        notes = [f"Protocol {latex_escape(first.protocol)}, setup hash \\texttt{{{breakable}}}; "
+                 f"environments: {latex_escape(first.environments)}.",
+                 *(latex_escape(line) for line in _footer_lines(table, "†")[1:])]
+        parts.append("\n".join([
+            f"% clbench leaderboard: protocol {first.protocol}, hash {setup}",
             "% needs \\usepackage{booktabs} in the preamble",
             r"\begin{table}[htbp]",
             r"\centering",
-            rf"\caption{{Leaderboard on protocol {latex_escape(board.title)} "
-            rf"(setup hash \texttt{{{board.protocol_hash[:12]}}}). Accuracies in \%.}}",
-            rf"\label{{tab:clbench-{label}-{board.protocol_hash[:8]}}}",
+            rf"\caption{{Leaderboard on protocol {latex_escape(first.protocol)} "
+            rf"(setup hash \texttt{{{setup[:12]}}}). Accuracies in \%.}}",
+            rf"\label{{tab:clbench-{label}-{setup[:8]}}}",
             r"\small",
-            r"\begin{tabular}{rlllrr" + "c" * len(METRIC_LABELS) + "}",
-            r"\toprule",
-            " & ".join(latex_escape(h) for h in _HEADERS) + r" \\",
-            r"\midrule",
-        ]
-        for entry in board.entries:
-            cells = _cells(entry, _LATEX_STYLE)
-            cells[6:] = [_LATEX_MINUS.sub(r"$-$", cell) for cell in cells[6:]]
-            lines.append(" & ".join(cells) + r" \\")
-        notes = [latex_escape(line) for line in _footer_lines(board, "†")[1:]]
-        notes.insert(0, f"Protocol {latex_escape(board.title)}, setup hash "
-                        rf"\texttt{{{_breakable_hash(board.protocol_hash)}}}; environments: "
-                        f"{latex_escape(board.environment)}.")
-        lines += [
-            r"\bottomrule",
-            r"\end{tabular}",
-            r"\par\smallskip",
+            tabular + r"\par\smallskip",
             r"\begin{minipage}{\linewidth}\footnotesize",
             *(line + r"\par" for line in notes),
             r"\end{minipage}",
             r"\end{table}",
-        ]
-        parts.append("\n".join(lines) + "\n")
+        ]) + "\n")
     return "\n".join(parts)
 
 
@@ -484,125 +412,103 @@ _HTML_STYLE = _Style(
 )
 
 
-def render_html(boards: Sequence[Leaderboard]) -> str:
+def render_html(board: pd.DataFrame) -> str:
     parts = []
-    for board in boards:
-        lines = [
-            f'<section class="clbench-leaderboard" data-protocol-hash="{board.protocol_hash}">',
-            f"<h3>Leaderboard: {_html_text(board.title)} (setup hash {board.protocol_hash[:12]})</h3>",
-            "<table>",
-            "<thead>",
-            "<tr>" + "".join(f"<th>{_html_text(h)}</th>" for h in _HEADERS) + "</tr>",
-            "</thead>",
-            "<tbody>",
-        ]
-        for entry in board.entries:
-            cells = _cells(entry, _HTML_STYLE)
-            lines.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        lines += ["</tbody>", "</table>", '<ul class="notes">']
-        lines += [f"<li>{_html_text(line)}</li>" for line in _footer_lines(board, "†")]
-        lines += ["</ul>", "</section>"]
-        parts.append("\n".join(lines) + "\n")
+    for table in _setups(board):
+        first = table.iloc[0]
+        cells = pd.DataFrame(_table_cells(table, _HTML_STYLE), columns=HEADERS)
+        notes = "".join(f"<li>{_html_text(line)}</li>\n" for line in _footer_lines(table, "†"))
+        parts.append(
+            f'<section class="clbench-leaderboard" data-setup-hash="{first.setup_hash}">\n'
+            f"<h3>Leaderboard: {_html_text(first.protocol)} (setup hash {first.setup_hash[:12]})</h3>\n"
+            f"{cells.to_html(index=False, escape=False, border=0)}\n"
+            f'<ul class="notes">\n{notes}</ul>\n</section>\n')
     return "\n".join(parts)
 
 
-def _num(value: float | None) -> float | None:
-    """Numbers in machine-readable output: fractions rounded to 10 decimals, no -0.0."""
+def _num(value: Any) -> float | None:
+    """Numbers in machine-readable output: fractions rounded to 10 decimals, no -0.0, no NaN."""
     if value is None or not math.isfinite(value):
         return None
-    value = round(value, 10)
+    value = round(float(value), 10)
     return 0.0 if value == 0 else value
 
 
-def _entry_data(board: Leaderboard, entry: Entry) -> dict[str, Any]:
-    low, high = entry.stored_exemplars
-    sig = entry.significance
+def _entry_data(row: pd.Series) -> dict[str, Any]:
     return {
         "protocol": {
-            "hash": board.protocol_hash,
-            "labels": [{"name": name, "version": version} for name, version in board.labels],
-            "environment": board.environment,
+            "setup_hash": row.setup_hash,
+            "labels": [{"name": name, "version": version} for name, version in row.protocol_labels],
+            "environment": row.environments,
         },
-        "rank": entry.rank,
-        "method": entry.method,
-        "hyperparameters": entry.hyperparameters,
-        "environment": entry.environment,
-        "plugins": list(entry.plugins),
-        "seeds": list(entry.seeds),
-        "n_seeds": len(entry.records),
-        "stored_exemplars": {"min": low, "max": high},
+        "rank": int(row["rank"]),
+        "method": row.method,
+        "hyperparameters": json.loads(row.hyperparameters),
+        "environment": row.environment,
+        "plugins": list(row.plugins),
+        "seeds": [int(s) for s in row.seeds],
+        "n_seeds": int(row.n_seeds),
+        "stored_exemplars": {"min": int(row.stored_exemplars_min), "max": int(row.stored_exemplars_max)},
         "metrics": {
             key: {
                 "form": METRIC_FORMS[key],
-                "mean": _num(s.mean), "std": _num(s.std),
-                "ci_low": _num(s.ci_low), "ci_high": _num(s.ci_high),
-                "n": s.n, "best": key in entry.best,
+                **{part: _num(row[f"{key}_{part}"]) for part in ("mean", "std", "ci_low", "ci_high")},
+                "n": int(row[f"{key}_n"]), "best": bool(row[f"{key}_best"]),
                 "higher_is_better": key not in LOWER_IS_BETTER,
-                "per_seed": [_num(v) for v in s.values] if s.n == len(entry.records) else None,
+                "per_seed": ([_num(v) for v in row[f"{key}_values"]]
+                             if row[f"{key}_n"] == row.n_seeds else None),
             }
-            for key, s in entry.stats.items()
+            for key in METRIC_LABELS
         },
         "significance": {
-            "status": sig.status, "marked": entry.marked, "shared_seeds": sig.shared_seeds,
-            "t": _num(sig.t), "p_value": _num(sig.p_value), "test": SIGNIFICANCE_TEST,
+            "status": row.significance, "marked": bool(row.marked), "shared_seeds": int(row.shared_seeds),
+            "t": _num(row.t), "p_value": _num(row.p_value), "test": SIGNIFICANCE_TEST,
         },
-        "clbench_versions": sorted({r.versions.clbench for r in entry.records}),
-        "run_ids": [r.run_id for r in entry.records],
+        "clbench_versions": list(row.clbench_versions),
+        "run_ids": list(row.run_ids),
         "units": "fractions (0-1), not percent",
         "confidence": CONFIDENCE,
     }
 
 
-def render_json(boards: Sequence[Leaderboard]) -> str:
-    entries = [_entry_data(board, entry) for board in boards for entry in board.entries]
+def render_json(board: pd.DataFrame) -> str:
+    entries = [_entry_data(row) for _, row in board.iterrows()]
     return json.dumps(entries, indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
+CSV_COLUMNS = [
+    "setup_hash", "protocol", "environment", "rank", "method", "hyperparameters", "plugins",
+    "seeds", "n_seeds", "stored_exemplars_min", "stored_exemplars_max",
+    *(f"{key}_{part}" for key in METRIC_LABELS for part in ("mean", "std", "ci_low", "ci_high", "n", "best")),
+    "significance", "marked", "shared_seeds", "t", "p_value", "clbench_versions",
+]
+
+
 def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(_num(value)) if _num(value) is not None else ""
-    return str(value)
+        return "" if _num(value) is None else repr(_num(value))
+    return "" if value is None else str(value)
 
 
-def render_csv(boards: Sequence[Leaderboard]) -> str:
-    columns = ["protocol_hash", "protocol", "environment", "rank", "method", "hyperparameters",
-               "plugins", "seeds", "n_seeds", "stored_exemplars_min", "stored_exemplars_max"]
-    for key in METRIC_LABELS:
-        columns += [f"{key}_mean", f"{key}_std", f"{key}_ci_low", f"{key}_ci_high", f"{key}_n", f"{key}_best"]
-    columns += ["significance", "marked", "shared_seeds", "t", "p_value", "clbench_versions"]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for board in boards:
-        for entry in board.entries:
-            low, high = entry.stored_exemplars
-            row: list[Any] = [board.protocol_hash, board.title, entry.environment, entry.rank,
-                              entry.method, entry.hp_key, " ".join(entry.plugins),
-                              " ".join(map(str, entry.seeds)), len(entry.records), low, high]
-            for key in METRIC_LABELS:
-                s = entry.stats[key]
-                row += [s.mean, s.std, s.ci_low, s.ci_high, s.n, key in entry.best]
-            sig = entry.significance
-            row += [sig.status, entry.marked, sig.shared_seeds, sig.t, sig.p_value,
-                    " ".join(sorted({r.versions.clbench for r in entry.records}))]
-            writer.writerow([_csv_value(v) for v in row])
-    return out.getvalue()
+def render_csv(board: pd.DataFrame) -> str:
+    return board[CSV_COLUMNS].astype(object).map(_csv_value).to_csv(index=False, lineterminator="\n")
 
 
 RENDERERS = {"md": render_markdown, "latex": render_latex, "csv": render_csv,
              "html": render_html, "json": render_json}
 
 
-def render(boards: Sequence[Leaderboard], fmt: str = "md") -> str:
+def render(board: pd.DataFrame, fmt: str = "md") -> str:
+    """A `leaderboard_frame` as text in one of FORMATS."""
     try:
         renderer = RENDERERS[fmt]
     except KeyError:
         raise ClbenchError(f"unknown leaderboard format '{fmt}'; known: {', '.join(FORMATS)}") from None
-    return renderer(boards)
+    return renderer(board)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -618,9 +524,8 @@ def format_for(fmt: str | None, out: str | Path | None) -> str:
 
 
 def leaderboard_text(inputs: Iterable[str | Path], protocol: str | None = None, fmt: str = "md") -> str:
-    """Records (files or folders) to rendered tables, one per protocol hash."""
-    records = select_protocol(load_records(inputs), protocol)
-    return render(build_leaderboards(records), fmt)
+    """Records (files or folders) to rendered tables, one per setup hash."""
+    return render(leaderboard_frame(select_protocol(read_records(inputs), protocol)), fmt)
 
 
 def write_output(path: str | Path, text: str) -> Path:

@@ -3,7 +3,8 @@
 Plugins describe methods with `Method`; the harness calls the factory with a
 `StrategyContext` holding everything the harness owns (model, optimizer, loss, training
 budget, device, its own evaluation plugins) and the validated hyperparameters, and gets
-back an Avalanche `SupervisedTemplate`. Methods never see test data.
+back an Avalanche `SupervisedTemplate`. The method's process never holds test data
+(clbench.isolation); what that does and does not prevent: docs/trust.md.
 """
 
 from __future__ import annotations
@@ -16,15 +17,32 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ClbenchError, did_you_mean
+from .inputs import StrictNumbers, check_number, non_finite_path, one_line
 
-SCENARIOS = ("domain", "class")
+#: The three scenarios (van de Ven, Tuytelaars & Tolias 2022; docs/scenarios.md).
+SCENARIOS = ("task", "domain", "class")
+#: What a method supports unless it says otherwise (what every method ran on before the
+#: task-incremental scenario existed, which needs task labels and the multi-head network).
+DEFAULT_SCENARIOS = ("domain", "class")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-class NoHyperparameters(BaseModel):
-    """For methods without hyperparameters."""
+class Hyperparameters(StrictNumbers):
+    """Base for a method's hyperparameter model: frozen, unknown keys refused, strict numbers.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Inherit from it and declare fields with pydantic's `Field` (bounds, descriptions).
+    Every `--hp` value then goes through these rules before any training: no inf or nan
+    in a float (a record could not hold them), no `true`/`false` for a number, integers
+    within int64, and unknown keys are errors. (`Method.parse_hyperparameters` applies the
+    same number rules to models that do not inherit this one: records hold only finite
+    JSON numbers.)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class NoHyperparameters(Hyperparameters):
+    """For methods without hyperparameters."""
 
 
 @dataclass
@@ -40,7 +58,11 @@ class StrategyContext:
     device: Any
     plugins: list = field(default_factory=list)
     evaluator: Any = None
+    #: "task", "domain" or "class" (docs/scenarios.md). In "task" the model is a
+    #: multi-head Avalanche MultiTaskModule and every sample carries its task label.
     scenario: str = "domain"
+    #: Labels the model predicts (per head): all classes in "class", the labels within a
+    #: task on a split's "domain" and "task" scenarios (2 on Split MNIST).
     n_classes: int = 10
     n_tasks: int = 1
 
@@ -99,7 +121,7 @@ class Method:
     name: str
     factory: Callable[[StrategyContext, BaseModel], Any]
     hyperparameters: type[BaseModel] = NoHyperparameters
-    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     description: str = ""
     #: Most training samples the method keeps in memory across phases, as
     #: f(hyperparameters, n_tasks, n_classes) (None means 0). Goes into every record.
@@ -128,14 +150,24 @@ class Method:
             if key not in fields:
                 known = ", ".join(fields) or "none"
                 hint = did_you_mean(key, fields) or f"; known: {known}"
-                raise ClbenchError(f"method '{self.name}' has no hyperparameter '{key}'{hint}")
+                raise ClbenchError(one_line(f"method '{self.name}' has no hyperparameter '{key}'{hint}"))
         try:
-            return self.hyperparameters.model_validate(values)
+            for key, value in values.items():
+                check_number(value, fields[key].annotation)
+            parsed = self.hyperparameters.model_validate(values)
         except ValidationError as exc:
             parts = [
-                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
             ]
-            raise ClbenchError(f"bad hyperparameter for '{self.name}': {'; '.join(parts)}") from None
+            raise ClbenchError(one_line(f"bad hyperparameter for '{self.name}': {'; '.join(parts)}")) from None
+        except ValueError as exc:  # from check_number, for models not built on Hyperparameters
+            raise ClbenchError(f"bad hyperparameter for '{self.name}': {key}: {exc}") from None
+        bad = non_finite_path(parsed.model_dump())
+        if bad is not None:
+            raise ClbenchError(f"bad hyperparameter for '{self.name}': {bad}: Input should be a "
+                               "finite number (a record cannot hold inf or nan)")
+        return parsed
 
 
 @dataclass(frozen=True)

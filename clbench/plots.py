@@ -14,9 +14,12 @@ leaderboard's grouping: records of different setup hashes are never mixed):
   (``metrics.forward_facilitation.auc``) against the phase, one line per entry.
 
 An entry is (method, hyperparameters, environment), as in the leaderboard, whose loading and
-grouping functions are reused here, so power-law, uniform and exponential rehearsal of one
-setup share the comparison figures. The module has two layers: data extraction (`extract`,
-plain numbers in dataclasses, no matplotlib) and drawing (`draw_*`, one Figure each).
+grouping (`leaderboard_frame`) are reused here, so power-law, uniform and exponential
+rehearsal of one setup share the comparison figures. Legends name an environment by its
+short label (its kind, plus only the parameters that tell it apart from others of its kind
+in the figure); the parameters every environment of a kind shares follow as rows of the
+legend. The module has two layers: data extraction (`extract`, plain numbers in
+dataclasses, no matplotlib) and drawing (`draw_*`, one Figure each).
 Figures are drawn with matplotlib's object-oriented API on the Agg canvas, without pyplot,
 so no display is needed and no global backend or figure state is touched. Outputs are
 written atomically and carry no timestamps, so the same records give byte-identical files.
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import textwrap
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ClbenchError
-from .leaderboard import Entry, Leaderboard, build_leaderboards, load_records, select_protocol
+from .leaderboard import leaderboard_frame, read_records, select_protocol
+from .protocol import environment_label
 from .records import RunRecord, canonical_json, ensure_writable_dir, write_atomic
 
 FORMATS = ("png", "pdf")
@@ -77,7 +82,8 @@ class EntryData:
 
     method: str
     hyperparameters: dict[str, Any]
-    environment: str
+    environment: str  # the full label, with every parameter
+    environment_short: str  # the legend's label (see `environment_legend`)
     seeds: tuple[int, ...]
     slug: str
     matrix: np.ndarray  # T x T seed mean of R
@@ -93,7 +99,7 @@ class EntryData:
 
     @property
     def label(self) -> str:
-        return f"{self.method_label} · {self.environment}"
+        return f"{self.method_label} · {self.environment_short}"
 
     @property
     def seeds_text(self) -> str:
@@ -111,6 +117,7 @@ class ProtocolData:
     hash: str
     n_tasks: int
     entries: tuple[EntryData, ...]
+    environment_rows: tuple[str, ...] = ()  # the legend table: shared parameters per kind
 
     @property
     def prefix(self) -> str:
@@ -161,8 +168,38 @@ def curve_band(curves: Sequence[tuple[Sequence[int], Sequence[float]]]) -> Band:
     return _band(grid, [np.interp(grid, s, a) for s, a in curves])
 
 
-def entry_data(entry: Entry, slug: str) -> EntryData:
-    records: list[RunRecord] = entry.records
+def _parameters(environment: dict[str, Any], keys: Iterable[str]) -> str:
+    """`a=1, b=2` for `keys` of an environment, written as its full label writes them."""
+    label = environment_label({"kind": "", **{k: environment[k] for k in keys}})
+    return label[2:-1] if label.startswith(" (") else ""
+
+
+def environment_legend(environments: Sequence[dict[str, Any]]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Short legend labels for one figure's environments, and the legend table's rows.
+
+    An environment is named by its kind alone when it is the only one of its kind in the
+    figure, else by its kind and the parameters that differ between those of its kind.
+    The parameters all environments of a kind share make one row: 'kind: a=1, b=2'.
+    Returns ({full label: short label}, rows).
+    """
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for env in environments:
+        by_kind.setdefault(env["kind"], {})[environment_label(env)] = env
+    short, rows = {}, []
+    for kind, envs in sorted(by_kind.items()):
+        keys = sorted({k for env in envs.values() for k in env if k != "kind"})
+        varying = [k for k in keys if len({canonical_json(env.get(k)) for env in envs.values()}) > 1]
+        shared = [k for k in keys if k not in varying]
+        for label, env in envs.items():
+            params = _parameters(env, varying)
+            short[label] = f"{kind} ({params})" if params else kind
+        if (params := _parameters(next(iter(envs.values())), shared)):
+            rows.append(f"{kind}: {params}")
+    return short, tuple(rows)
+
+
+def entry_data(row, records: Sequence[RunRecord], slug: str, short: dict[str, str]) -> EntryData:
+    """One leaderboard row (a `leaderboard_frame` row) and its records, as plot data."""
     T = len(records[0].accuracy_matrix)
     curves = []
     for phase in range(T):
@@ -175,10 +212,11 @@ def entry_data(entry: Entry, slug: str) -> EntryData:
         curves.append(curve_band(per_seed))
     phases = range(T)
     return EntryData(
-        method=entry.method,
-        hyperparameters=entry.hyperparameters,
-        environment=entry.environment,
-        seeds=entry.seeds,
+        method=row.method,
+        hyperparameters=json.loads(row.hyperparameters),
+        environment=row.environment,
+        environment_short=short[row.environment],
+        seeds=tuple(int(s) for s in row.seeds),
         slug=slug,
         matrix=np.mean([r.accuracy_matrix for r in records], axis=0),
         average_accuracy=_band(phases, [average_accuracy(r.accuracy_matrix) for r in records]),
@@ -188,26 +226,30 @@ def entry_data(entry: Entry, slug: str) -> EntryData:
     )
 
 
-def _unique_slugs(entries: Sequence[Entry]) -> list[str]:
+def _unique_slugs(keys: Sequence[tuple[str, dict[str, Any], str]]) -> list[str]:
     """Entry slugs, with a digest of the full entry key added where two would collide."""
-    slugs = [entry_slug(e.method, e.hyperparameters, e.environment) for e in entries]
-    for i, slug in enumerate(slugs):
-        if slugs.count(slug) > 1:
-            e = entries[i]
-            key = canonical_json([e.method, e.hyperparameters, e.environment])
-            slugs[i] = f"{slug}-{_short_digest(key)}"
-    return slugs
+    slugs = [entry_slug(*key) for key in keys]
+    return [f"{slug}-{_short_digest(canonical_json(key))}" if slugs.count(slug) > 1 else slug
+            for slug, key in zip(slugs, keys)]
 
 
-def protocol_data(board: Leaderboard) -> ProtocolData:
-    name, version = board.labels[0]
-    entries = tuple(entry_data(e, slug) for e, slug in zip(board.entries, _unique_slugs(board.entries)))
-    return ProtocolData(name, version, board.protocol_hash, len(entries[0].matrix), entries)
+def protocol_data(table, by_id: dict[str, RunRecord]) -> ProtocolData:
+    """One setup's rows of a `leaderboard_frame`, with their records, as plot data."""
+    rows = [row for _, row in table.iterrows()]
+    records = [[by_id[i] for i in row.run_ids] for row in rows]
+    short, environment_rows = environment_legend([r[0].protocol["environment"] for r in records])
+    slugs = _unique_slugs([(row.method, json.loads(row.hyperparameters), row.environment) for row in rows])
+    entries = tuple(entry_data(row, recs, slug, short) for row, recs, slug in zip(rows, records, slugs))
+    name, version = rows[0].protocol_labels[0]
+    return ProtocolData(name, version, rows[0].setup_hash, len(entries[0].matrix), entries,
+                        environment_rows)
 
 
 def extract(records: Sequence[RunRecord]) -> list[ProtocolData]:
     """Records to plot data, one `ProtocolData` per setup hash (the leaderboard's grouping)."""
-    return [protocol_data(board) for board in build_leaderboards(records)]
+    by_id = {r.run_id: r for r in records}
+    board = leaderboard_frame(records)
+    return [protocol_data(table, by_id) for _, table in board.groupby("setup_hash", sort=False)]
 
 
 # --------------------------------------------------------------------------- drawing
@@ -263,10 +305,15 @@ def _comparison_figure(labels: Sequence[str]):
     return _figure(_WIDE, 3.7 + 0.19 * lines)
 
 
-def _legend_below(fig, ax) -> None:
-    """The entries' legend under the axes, one entry a line (labels are long)."""
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=1,
-               frameon=False)
+def _legend_below(fig, ax, rows: Sequence[str] = ()) -> None:
+    """The entries' legend under the axes, one entry a line, then the environments' table
+    (`rows`, without a line symbol)."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    blank = Line2D([], [], linestyle="none")
+    fig.legend([*handles, *(blank for _ in rows)], [*labels, *rows], loc="outside lower center",
+               ncols=1, frameon=False)
 
 
 def _title(fig, lines: Sequence[str], fontsize: float) -> str:
@@ -317,14 +364,15 @@ def draw_accuracy_matrix(proto: ProtocolData, entry: EntryData):
 
 def _phase_bands_figure(proto: ProtocolData, series, labels: list[str], ylabel: str, title: str):
     """One line with a ± std band per entry, against the phase."""
-    fig = _comparison_figure(labels)
+    rows = _legend_labels([f"environment {row}" for row in proto.environment_rows])
+    fig = _comparison_figure([*labels, *rows])
     ax = fig.add_subplot()
     for entry, color, label in zip(proto.entries, _entry_colors(len(proto.entries)), labels):
         _draw_band(ax, series(entry), color, label)
     _phase_axis(ax, proto.n_tasks)
     ax.set_ylabel(ylabel)
     _clamped_ylim(ax)
-    _legend_below(fig, ax)
+    _legend_below(fig, ax, rows)
     ax.set_title(_title(fig, [proto.title, title], 9.5))
     return fig
 
@@ -438,7 +486,7 @@ def write_plots(inputs: Iterable[str | Path], out: str | Path, protocol: str | N
     import matplotlib.style
 
     formats = parse_formats(formats)
-    data = extract(select_protocol(load_records(inputs), protocol))
+    data = extract(select_protocol(read_records(inputs), protocol))
     folder = ensure_writable_dir(Path(out))
     written = []
     with matplotlib.rc_context():

@@ -19,6 +19,66 @@ MLP_SIZES = {
     "paper": (1000, 1000, 1000),
 }
 
+def _split_mnist_scenarios() -> list[Protocol]:
+    """smnist-5 (class-incremental) in the two other scenarios (docs/scenarios.md)."""
+    what = {"task": "a 2-way head per task, the task label given at training and test time",
+            "domain": "one 2-way head for the digit's position within its task (even/odd)"}
+    return [
+        Protocol(
+            name=f"smnist-5-{scenario}",
+            description=f"{scenario.capitalize()}-incremental Split MNIST: 5 tasks of 2 digits, {what[scenario]}.",
+            benchmark=BenchmarkSpec(
+                name="split-mnist", n_tasks=5, scenario=scenario,
+                train_samples_per_task=10000, test_samples_per_task=None,
+            ),
+            model=ModelSpec(hidden=MLP_SIZES["medium"]),
+            environment=Sequential(),
+            training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=1),
+        )
+        for scenario in ("task", "domain")
+    ]
+
+
+#: Mammoth's seq-cifar100 / seq-tinyimg (aimagelab/mammoth, datasets/seq_cifar100.py and
+#: seq_tinyimagenet.py; utils/best_args.py for plain SGD): ResNet-18, SGD lr 0.03 without
+#: momentum or weight decay, batch 32, 50 (CIFAR-100) or 100 (Tiny ImageNet) epochs per
+#: task, random crop (padding 4) and horizontal flip, classes in label order. Differences
+#: (docs/images.md): no MultiStepLR decay at epochs 35 and 45; Avalanche's CIFAR-100
+#: normalisation constants; Tiny ImageNet's val split as the test set, as Mammoth.
+IMAGE_REFERENCE = {
+    "split-cifar100": {"epochs": 50, "label": "Split CIFAR-100", "samples": 50000},
+    "split-tinyimagenet": {"epochs": 100, "label": "Split Tiny ImageNet", "samples": 100000},
+}
+
+
+def _image_protocols() -> list[Protocol]:
+    protocols = []
+    for prefix, benchmark, n_tasks in (("scifar100-10", "split-cifar100", 10),
+                                       ("scifar100-20", "split-cifar100", 20),
+                                       ("stinyimagenet-10", "split-tinyimagenet", 10)):
+        reference = IMAGE_REFERENCE[benchmark]
+        classes = {"split-cifar100": 100, "split-tinyimagenet": 200}[benchmark]
+        for scenario in ("class", "task"):
+            heads = "one head over all classes" if scenario == "class" else "a head per task, task label given"
+            protocols.append(Protocol(
+                name=f"{prefix}-{scenario}",
+                description=(f"{scenario.capitalize()}-incremental {reference['label']}, {n_tasks} tasks of "
+                             f"{classes // n_tasks} classes ({heads}); ResNet-18, crop+flip, SGD: Mammoth's "
+                             "recipe (docs/images.md). Meant for a GPU."),
+                benchmark=BenchmarkSpec(
+                    name=benchmark, n_tasks=n_tasks, scenario=scenario,
+                    train_samples_per_task=reference["samples"] // n_tasks, test_samples_per_task=None,
+                ),
+                model=ModelSpec(architecture="resnet18"),
+                environment=Sequential(),
+                training=TrainingSpec(optimizer="sgd", lr=0.03, momentum=0.0, weight_decay=0.0,
+                                      batch_size=32, epochs=reference["epochs"],
+                                      augmentation="crop-flip"),
+                evaluation=EvaluationSpec(batch_size=512, curve_points=5, curve_test_samples=500),
+            ))
+    return protocols
+
+
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in [
@@ -101,6 +161,8 @@ PROTOCOLS: dict[str, Protocol] = {
             environment=Sequential(),
             training=TrainingSpec(optimizer="adam", lr=1e-3, batch_size=128, epochs=5),
         ),
+        *_split_mnist_scenarios(),
+        *_image_protocols(),
     ]
 }
 

@@ -9,6 +9,7 @@ half-written record.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,16 +19,22 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ClbenchError
+from .errors import BadPath, ClbenchError, DiskFull, HarnessFailure
 from .protocol import SETUP_FIELDS, Protocol, content_hash, environment_label
+from .recordcheck import check_record
+from .tmpfiles import tmp_prefix
 
 SCHEMA_VERSION = 1
 
 Accuracy = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+Difference = Annotated[float, Field(ge=-1.0, le=1.0)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are refused in every float field (one line, never a crash later)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class MethodInfo(_Strict):
@@ -36,6 +43,9 @@ class MethodInfo(_Strict):
     version: str
     hyperparameters: dict[str, Any]
     stored_exemplars: int = Field(ge=0)
+    #: sha256 over the plugin distribution's installed files (clbench.provenance); None
+    #: for methods registered in-process and for records written before it existed.
+    plugin_digest: str | None = None
 
 
 class Versions(_Strict):
@@ -49,41 +59,68 @@ class Versions(_Strict):
 class Hardware(_Strict):
     platform: str
     processor: str
-    cpu_count: int
-    torch_threads: int
+    cpu_count: int = Field(ge=1)
+    torch_threads: int = Field(ge=1)
     accelerator: str | None = None
 
 
 class LearningCurve(_Strict):
-    phase: int
-    samples: list[int]
+    phase: Count
+    samples: list[Count]
     accuracy: list[Accuracy]
 
 
 class PhaseTiming(_Strict):
     """Where a phase's wall time went: the method's training, and the harness's measuring."""
 
-    train_s: float
-    curve_eval_s: float
-    eval_s: float
+    train_s: Seconds
+    curve_eval_s: Seconds
+    eval_s: Seconds
 
 
 class ForwardFacilitation(_Strict):
-    threshold: float
-    samples_to_threshold: list[int | None]
-    auc: list[float]
-    mean_auc: float | None
-    auc_slope: float | None
+    threshold: Accuracy
+    samples_to_threshold: list[Count | None]
+    auc: list[Accuracy]
+    mean_auc: Accuracy | None
+    auc_slope: Difference | None
 
 
 class Metrics(_Strict):
-    acc: float
-    bwt: float | None
-    forgetting: float | None
-    fwt: float | None
-    learning_accuracy: float
-    ff_auc: float | None
+    acc: Accuracy
+    bwt: Difference | None
+    forgetting: Difference | None
+    fwt: Difference | None
+    learning_accuracy: Accuracy
+    ff_auc: Accuracy | None
     forward_facilitation: ForwardFacilitation
+
+
+class AuditPhase(_Strict):
+    """One phase as the harness counted it (clbench.audit; limits from clbench.budgets)."""
+
+    phase: Count
+    phase_samples: Count
+    steps: Count
+    step_limit: Count
+    forward_samples: Count
+    forward_limit: Count
+    stored_samples: Count
+    stored_limit: Count
+    update_checks: Count
+    verdict: Literal["pass"]
+
+
+class RunAudit(_Strict):
+    """A record's audit block: the harness's counts, per phase and for the run."""
+
+    rules_version: Literal[1]
+    declared_exemplars: Count
+    #: Most training samples the strategy retained at any phase end (measured, not declared).
+    stored_samples: Count
+    steps: Count
+    forward_samples: Count
+    phases: list[AuditPhase]
 
 
 class RunRecord(_Strict):
@@ -95,21 +132,23 @@ class RunRecord(_Strict):
     protocol: dict[str, Any]
     protocol_overrides: list[str] = []
     method: MethodInfo
-    seed: int
-    environment_matrix: list[list[int]]
+    seed: Count
+    environment_matrix: list[list[Count]]
     accuracy_matrix: list[list[Accuracy]]
     untrained_accuracy: list[Accuracy]
     learning_curves: list[LearningCurve]
-    samples_trained: list[int]
+    samples_trained: list[Count]
     metrics: Metrics
     versions: Versions
     device: str
     hardware: Hardware
-    wall_time_s: float
-    setup_time_s: float
-    phase_times_s: list[float]
+    wall_time_s: Seconds
+    setup_time_s: Seconds
+    phase_times_s: list[Seconds]
     phase_timings: list[PhaseTiming]
     created_at: str
+    #: The harness's per-phase counts (clbench.audit); None in records written before it.
+    audit: RunAudit | None = None
     #: sha256 over the canonical JSON of every other field (see `integrity_hash`); a record
     #: edited by hand no longer matches and is refused when read.
     integrity: str = ""
@@ -133,6 +172,7 @@ class RunRecord(_Strict):
         if self.run_id != run_id(self.protocol["hash"], self.method.name,
                                  self.method.hyperparameters, self.seed):
             raise ValueError("run_id does not match protocol hash, method, hyperparameters and seed")
+        check_record(self, protocol)  # metrics recomputed, numbers consistent (clbench.recordcheck)
         return self
 
     @property
@@ -160,6 +200,11 @@ def canonical_json(data: Any) -> str:
 def integrity_hash(record: RunRecord) -> str:
     """sha256 of the record's canonical JSON without its `integrity` field."""
     body = record.model_dump(mode="json", exclude={"integrity"})
+    # fields added later are left out while empty, so older records keep their seal
+    if body.get("audit") is None:
+        body.pop("audit", None)
+    if body["method"].get("plugin_digest") is None:
+        body["method"].pop("plugin_digest", None)
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
@@ -197,7 +242,10 @@ def write_atomic(path: Path, content: str | bytes) -> None:
     """
     path = Path(path)
     data = content.encode() if isinstance(content, str) else content
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=tmp_prefix(path), suffix=".tmp")
+    except OSError as exc:
+        raise (write_failure(exc, path, len(data)) or exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -207,9 +255,21 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        failure = write_failure(exc, path, len(data)) if isinstance(exc, OSError) else None
+        if failure is not None:
+            raise failure from exc
         raise
+
+
+def write_failure(exc: OSError, path: Path, size: int) -> HarnessFailure | None:
+    """A full disk or a refused name as the machine's failure, with the path and the size."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"disk full while writing '{path}' ({size:,} bytes): {exc.strerror}")
+    if exc.errno == errno.ENAMETOOLONG:
+        return BadPath(f"file name too long for the filesystem: '{path}'")
+    return None
 
 
 def write_record(record: RunRecord, folder: Path) -> Path:
@@ -219,13 +279,25 @@ def write_record(record: RunRecord, folder: Path) -> Path:
     return path
 
 
+#: The largest record file read (checked with stat before reading): a 1,000-task run's
+#: record is about 34 MB, while parsing a 100 MB file would take seconds and gigabytes.
+MAX_RECORD_BYTES = 64 * 2**20
+
+
 def read_record(path: Path) -> RunRecord:
     """Load and validate one record, with a one-line error naming the file."""
     try:
+        size = os.stat(path).st_size
+        if size > MAX_RECORD_BYTES:
+            raise ClbenchError(f"record '{path}' is {size / 2**20:.0f} MiB; records are at most "
+                               f"{MAX_RECORD_BYTES // 2**20} MiB, so this is not one")
         record = RunRecord.model_validate_json(Path(path).read_bytes())
     except OSError as exc:
         raise ClbenchError(f"cannot read record '{path}': {exc.strerror or exc}") from None
     except ValidationError as exc:
+        if _seal_broken(Path(path)):  # edited after clbench wrote it: say that, not what broke
+            raise ClbenchError(f"record '{path}' fails its integrity check (sha256 mismatch): it was "
+                               "changed after clbench wrote it") from None
         first = exc.errors()[0]
         where = ".".join(map(str, first["loc"]))
         raise ClbenchError(f"invalid record '{path}': {where + ': ' if where else ''}{first['msg']}") from None
@@ -233,6 +305,22 @@ def read_record(path: Path) -> RunRecord:
         raise ClbenchError(f"record '{path}' fails its integrity check (sha256 mismatch): it was "
                            "changed after clbench wrote it")
     return record
+
+
+def _seal_broken(path: Path) -> bool:
+    """True if the file is a sealed JSON record whose seal does not match its content."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict) or not isinstance(data.get("integrity"), str) or not data["integrity"]:
+        return False
+    body = {key: value for key, value in data.items() if key != "integrity"}
+    if body.get("audit") is None:
+        body.pop("audit", None)
+    if isinstance(body.get("method"), dict) and body["method"].get("plugin_digest") is None:
+        body["method"] = {k: v for k, v in body["method"].items() if k != "plugin_digest"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest() != data["integrity"]
 
 
 def record_failure(folder: Path, protocol: Protocol, method: str, hyperparameters: dict[str, Any],

@@ -25,18 +25,21 @@ from torch import nn
 
 from . import __version__
 from . import checkpoint as ckpt
+from .audit import RunAudit
 from .errors import ClbenchError
-from .evaluation import TaskEvaluator
 from .experiences import make_experience
 from .fastpath import TensorFastPath
+from .isolation import HarnessSession
 from .methods import RegisteredMethod, StrategyContext
 from .metrics import compute_metrics
 from .models import build_model
+from .models.build import place
 from .probes import PhaseProbe, register_measure, release_measure
 from .protocol import Protocol, TrainingSpec
+from .provenance import plugin_digest
+from .recordcheck import check_checkpoint
 from .records import RunRecord, run_id
 from .seeding import derive_seed
-from .tasks import load_tasks, phase_data
 
 
 @dataclass
@@ -69,6 +72,9 @@ class RunRequest:
     #: called after every phase's measurement, and ``run_end(record)`` with the finished
     #: RunRecord. They never see the strategy.
     listeners: list = field(default_factory=list)
+    #: Deny the predictor process (and, with `clbench.sandbox`, this process) the data
+    #: root, where the kernel supports Landlock.
+    sandbox: bool = False
 
     @property
     def run_id(self) -> str:
@@ -157,7 +163,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
         plugins=harness_plugins,
         evaluator=quiet_evaluator(),
         scenario=protocol.benchmark.scenario,
-        n_classes=protocol.benchmark.n_classes,
+        n_classes=protocol.benchmark.output_classes,
         n_tasks=protocol.benchmark.n_tasks,
     )
     strategy = request.method.method.factory(context, request.hyperparameters)
@@ -250,8 +256,9 @@ class _Checkpointer:
         self.run_id = request.run_id
         self.stamp = ckpt.stamp(registered.name, registered.version, str(device))
         self.notify = request.notify or (lambda line: None)
+        self.request = request
 
-    def save(self, strategy, progress: _Progress, phases_done: int, untrained, setup_time: float,
+    def save(self, strategy, progress: _Progress, phases_done: int, untrained, setup_time: float, audit,
              elapsed: float) -> None:
         if self.path is None:
             return
@@ -273,6 +280,7 @@ class _Checkpointer:
             "clock": ckpt.clock_state(strategy),
             "method": method_state,
             "rng": ckpt.rng_state(),
+            "audit": audit.state(),
         })
 
     def restore(self, strategy) -> dict | None:
@@ -283,6 +291,14 @@ class _Checkpointer:
         if payload is None:
             if reason != "no checkpoint":
                 self.notify(f"ignoring {self.path.name}: {reason}; starting from the first phase")
+            return None
+        try:  # range- and consistency-checked like a record (clbench.recordcheck)
+            request = self.request
+            check_checkpoint(payload, request.protocol, request.seed, request.method.method.exemplars(
+                request.hyperparameters, request.protocol.benchmark.n_tasks,
+                request.protocol.benchmark.n_classes))
+        except ValueError as exc:
+            self.notify(f"ignoring {self.path.name}: invalid checkpoint ({exc}); starting from the first phase")
             return None
         try:
             strategy.model.load_state_dict(payload["model"])
@@ -314,47 +330,64 @@ def run(request: RunRequest) -> RunRecord:
     device = resolve_device(request.device)
     started = time.perf_counter()
 
-    tasks = load_tasks(protocol.benchmark, request.data_root, seed)
+    # The test sets live in the harness process (clbench.isolation); this process, where
+    # the method runs, gets each phase's training data when the phase starts.
     matrix = protocol.env_matrix(seed)
-    evaluator = TaskEvaluator(tasks, protocol.evaluation.batch_size, device,
-                              protocol.evaluation.curve_test_samples)
-    all_classes = {c for task in tasks for c in task.classes}
+    all_classes = set(range(protocol.benchmark.output_classes))
+    task_aware = protocol.benchmark.scenario == "task"
+    session: HarnessSession | None = None
 
-    token = register_measure(evaluator.curve_point)
+    def measure_curve(model, task):
+        return session.curve_point(model, task)
+
+    token = register_measure(measure_curve)
     checkpointer = _Checkpointer(request, device)
+    observers: list = []
     try:
         deadline = started + request.time_limit_s if request.time_limit_s else None
         probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline)
-        observers = ([TensorFastPath(device)] if request.fast_path else []) + list(request.observers)
+        audit = RunAudit(protocol.training.epochs, protocol.training.batch_size,
+                         protocol.benchmark.input_size, request.method.method.exemplars(
+                             request.hyperparameters, protocol.benchmark.n_tasks,
+                             protocol.benchmark.n_classes))
+        observers = _harness_plugins(request, device)
+        built = {}
 
         def fresh_strategy():
             seed_everything(seed)
-            model = build_model(protocol.model, protocol.benchmark.input_size,
-                                protocol.benchmark.n_classes).to(device)
-            return build_strategy(request, model, device, [probe, *observers])
+            model = place(build_model(protocol.model, protocol.benchmark), protocol.model, device)
+            built["model"] = model
+            strategy = build_strategy(request, model, device, [probe, audit.plugin, *observers])
+            audit.attach(strategy, [probe, *observers], request.method.method.factory)
+            return strategy
 
         strategy = fresh_strategy()
         try:
             resumed = checkpointer.restore(strategy)
         except UnusableCheckpoint:  # half-restored: rebuild from the seed
             strategy, resumed = fresh_strategy(), None
+        first_phase = 0 if resumed is None else resumed["phases_done"]
+        session = HarnessSession(protocol, request.data_root, seed, device, first_phase,
+                                 built["model"], [str(request.data_root)] if request.sandbox else None)
         if resumed is None:
-            progress, first_phase = _Progress(), 0
-            untrained = evaluator.all_tasks(strategy.model)
+            progress = _Progress()
+            untrained = session.score_all(strategy.model)
             setup_time = time.perf_counter() - started
         else:
-            progress, first_phase = _Progress.from_state(resumed["progress"]), resumed["phases_done"]
+            progress = _Progress.from_state(resumed["progress"])
+            audit.load(resumed["audit"])
             untrained, setup_time = resumed["untrained"], resumed["setup_time_s"]
             started -= resumed["elapsed_s"]  # wall time counts the interrupted attempt's phases
 
         T = protocol.benchmark.n_tasks
         for phase in range(first_phase, T):
             phase_started = time.perf_counter()
-            data = phase_data(tasks, matrix[phase], phase, seed)
-            experience = make_experience(data, phase, progress.seen, all_classes)
+            data = session.phase(phase)
+            experience = make_experience(data, phase, progress.seen, all_classes, task_aware)
             planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
             bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
             probe.begin_phase(phase, planned_steps, bar)
+            audit.begin_phase(phase, data.x)
             for observer in observers:
                 if hasattr(observer, "begin_phase"):
                     observer.begin_phase(phase, data)
@@ -365,9 +398,10 @@ def run(request: RunRequest) -> RunRecord:
                 if bar is not None:
                     bar.close()
             train_seconds = time.perf_counter() - train_started
+            audit.end_phase(strategy)  # budget, parameter updates, retained samples
             progress.seen |= set(experience.classes_in_this_experience)
             eval_started = time.perf_counter()
-            progress.accuracy_matrix.append(evaluator.all_tasks(strategy.model))
+            progress.accuracy_matrix.append(session.score_all(strategy.model))
             eval_seconds = time.perf_counter() - eval_started
             progress.curves.append({"phase": phase, "samples": probe.curve_samples,
                                     "accuracy": probe.curve_accuracy})
@@ -378,10 +412,13 @@ def run(request: RunRequest) -> RunRecord:
             progress.timings.append({"train_s": train_seconds - probe.measure_seconds,
                                      "curve_eval_s": probe.measure_seconds, "eval_s": eval_seconds})
             if phase < T - 1:
-                checkpointer.save(strategy, progress, phase + 1, untrained, setup_time,
+                checkpointer.save(strategy, progress, phase + 1, untrained, setup_time, audit,
                                   time.perf_counter() - started)
     finally:
         release_measure(token)
+        _tell(observers, "release")  # e.g. leave autocast
+        if session is not None:
+            session.close()
 
     metrics = compute_metrics(progress.accuracy_matrix, untrained, progress.curves,
                               protocol.evaluation.facilitation_threshold)
@@ -393,6 +430,7 @@ def run(request: RunRequest) -> RunRecord:
             "name": request.method.name,
             "plugin": request.method.plugin,
             "version": request.method.version,
+            "plugin_digest": plugin_digest(request.method.plugin),
             "hyperparameters": request.hyperparameters.model_dump(mode="json"),
             "stored_exemplars": request.method.method.exemplars(
                 request.hyperparameters, protocol.benchmark.n_tasks, protocol.benchmark.n_classes),
@@ -412,9 +450,37 @@ def run(request: RunRequest) -> RunRecord:
         phase_times_s=progress.phase_times,
         phase_timings=progress.timings,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        audit=audit.summary(),
     )
     _tell(request.listeners, "run_end", record)
     return record
+
+
+def _harness_plugins(request: RunRequest, device: torch.device) -> list:
+    """The harness's own plugins after the probe and the audit, in the order they act.
+
+    A task-aware experience's loader is made plain first (clbench.experiences.PlainLoader),
+    then the fast path may replace it; `request.observers` (check-plugin's) see each
+    minibatch before it is augmented; mixed precision starts last, just before the forward.
+    """
+    from .experiences import PlainLoader
+
+    protocol = request.protocol
+    task_aware = protocol.benchmark.scenario == "task"
+    plugins: list = [PlainLoader()] if task_aware else []
+    if request.fast_path:
+        plugins.append(TensorFastPath(device, task_aware))
+    plugins += list(request.observers)
+    if protocol.training.augmentation != "none":
+        from .augment import BatchAugmentation
+
+        channels_last = device.type == "cuda" and protocol.model.architecture != "mlp"
+        plugins.append(BatchAugmentation(protocol.benchmark.name, request.seed, device, channels_last))
+    if protocol.training.precision != "fp32":
+        from .precision import MixedPrecision
+
+        plugins.append(MixedPrecision(protocol.training.precision, device))
+    return plugins
 
 
 def _tell(listeners: list, event: str, *args) -> None:

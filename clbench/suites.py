@@ -4,6 +4,9 @@ A suite expands into runs, each with a stable run id (protocol hash, method,
 hyperparameters, seed). Running a suite skips every run whose valid record is already in
 the output folder, so an interrupted suite resumes where it stopped and a finished one
 costs nothing to re-run. Records are written atomically as each run finishes.
+
+A suite says what runs; `clbench.executors` says where (this process, worker processes,
+Ray), and how a Ctrl-C or a dead driver stops them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ClbenchError, unknown_name
+from .errors import ClbenchError, DiskFull, HarnessFailure, Interrupted, classify, unknown_name
 from .plugins import get_registry
 from .presets import MLP_SIZES, get_protocol
 from .protocol import Protocol, apply_overrides, parse_assignment
@@ -123,11 +126,44 @@ def _smoke_environments() -> Suite:
                        for kind in ("sequential", "uniform", "power-law")), seeds=(0, 1))
 
 
+#: The paper's class-incremental comparison: the budgeted environments at one budget
+#: (r = 0.25 of a phase's new samples), sequential and cumulative as the bounds.
+CLASS_INCREMENTAL_ENVIRONMENTS = ("sequential", "uniform", "exponential", "power-law", "cumulative")
+
+
+def _paper_class_incremental(protocol: str = "smnist-5",
+                              environments: tuple[str, ...] = CLASS_INCREMENTAL_ENVIRONMENTS
+                              ) -> Callable[[], Suite]:
+    """The later version of the power-law paper (class-incremental Split MNIST, Split
+    CIFAR-100 and Split Tiny ImageNet; power law combined with LwF): naive and lwf in
+    every environment, so lwf inside power-law (or uniform, exponential) rehearsal is the
+    combination, and naive in it the environment alone."""
+
+    def suite() -> Suite:
+        variants = []
+        for method in ("naive", "lwf"):
+            for kind in environments:
+                budget = () if kind in ("sequential", "cumulative") else ("environment.rehearsal_fraction=0.25",)
+                variants.append(Variant(protocol, method, (f"environment.kind={kind}", *budget)))
+        return Suite(f"paper-class-incremental{'' if protocol == 'smnist-5' else '-' + protocol.split('-')[0]}",
+                     f"{protocol}: naive and lwf in {'/'.join(environments)} "
+                     "(same rehearsal budget r=0.25 for the budgeted kinds)",
+                     tuple(variants))
+
+    return suite
+
+
 SUITES: dict[str, Callable[[], Suite]] = {
     "smoke-environments": _smoke_environments,
     "paper-environments": _paper_environments,
     "paper-robustness": _paper_robustness,
     "split-mnist": _split_mnist,
+    "paper-class-incremental": _paper_class_incremental("smnist-5"),
+    # the same comparison on the image protocols, for users who have the data (GPU runs)
+    "paper-class-incremental-scifar100": _paper_class_incremental("scifar100-10-class"),
+    # no cumulative bound: its last phase (all 100,000 images) passes the memory bound
+    "paper-class-incremental-stinyimagenet": _paper_class_incremental(
+        "stinyimagenet-10-class", CLASS_INCREMENTAL_ENVIRONMENTS[:-1]),
 }
 
 
@@ -154,40 +190,21 @@ def plan(suite: Suite, seeds: Iterable[int] | None = None) -> list[PlannedRun]:
     return runs
 
 
-def existing_record(folder: Path, run: PlannedRun) -> RunRecord | None:
-    """The run's record in `folder` if it is there and valid (an invalid one is redone)."""
-    path = Path(folder) / run.filename
+def valid_record(path: Path, rid: str) -> RunRecord | None:
+    """The record at `path` if it exists, reads back valid and is run `rid`'s, else None."""
+    path = Path(path)
     if not path.exists():
         return None
     try:
         record = read_record(path)
     except ClbenchError:
         return None
-    return record if record.run_id == run.run_id else None
+    return record if record.run_id == rid else None
 
 
-def _run_in_worker(payload: dict) -> str:
-    """Run one planned run in a worker process and return its record as JSON.
-
-    Only plain data crosses the process boundary: the worker resolves the protocol and
-    method itself from the installed plugins, so nothing is unpickled from the driver.
-    """
-    import torch
-
-    from .protocol import Protocol
-    from .runner import RunRequest, run
-
-    torch.set_num_threads(payload["threads"])
-    registered = get_registry().get(payload["method"])
-    hp = registered.method.parse_hyperparameters(payload["hyperparameters"])
-    protocol = Protocol.model_validate(payload["protocol"])
-    folder = payload.get("checkpoint_dir")
-    request = RunRequest(protocol, registered, hp, payload["seed"], Path(payload["data_root"]),
-                         payload["device"], payload["overrides"], time_limit_s=payload["time_limit_s"],
-                         checkpoint_dir=Path(folder) if folder else None,
-                         notify=lambda line: print(f"{registered.name} seed {payload['seed']}: {line}",
-                                                   file=sys.stderr, flush=True))
-    return run(request).model_dump_json()
+def existing_record(folder: Path, run: PlannedRun) -> RunRecord | None:
+    """The run's record in `folder` if it is there and valid (an invalid one is redone)."""
+    return valid_record(Path(folder) / run.filename, run.run_id)
 
 
 def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
@@ -206,65 +223,12 @@ def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
     }
 
 
-def _local_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict]):
-    for planned in todo:
-        try:
-            yield planned, _run_in_worker(payload(planned)), None
-        except Exception as exc:
-            yield planned, None, exc
+def check_outputs(runs: list[PlannedRun], out: Path) -> None:
+    """Every file the runs will write fits the filesystem (one-line error otherwise)."""
+    from .checkpoint import FOLDER as CHECKPOINT_FOLDER
+    from .preflight import check_run_outputs
 
-
-def _process_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict], jobs: int):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    context = multiprocessing.get_context("spawn")  # no forked torch or avalanche state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures = {pool.submit(_run_in_worker, payload(p)): p
-                   for p in todo}
-        for future in as_completed(futures):
-            try:
-                yield futures[future], future.result(), None
-            except Exception as exc:
-                yield futures[future], None, exc
-
-
-def _ray_results(todo: list[PlannedRun], payload: Callable[[PlannedRun], dict], device: str,
-                 threads: int, jobs: int, address: str | None):
-    """Each run as a Ray task asking for `threads` CPUs (and a GPU for a CUDA device).
-
-    With no address a local Ray instance with `jobs * threads` CPUs is started (and
-    stopped afterwards); with one, the runs go to that cluster, whose workers must have
-    clbench, the plugins and the data root at the same path.
-    """
-    try:
-        import ray
-    except ImportError:
-        raise ClbenchError("the ray executor needs Ray: pip install 'clbench[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        options = {"include_dashboard": False, "logging_level": "ERROR", "log_to_driver": False}
-        if address:
-            ray.init(address=address, **options)
-        else:
-            ray.init(num_cpus=jobs * threads, **options)
-    try:
-        task = ray.remote(num_cpus=threads, num_gpus=1 if device.startswith("cuda") else 0,
-                          max_retries=0)(_run_in_worker)
-        pending = {task.remote(payload(p)): p for p in todo}
-        while pending:
-            [ready], _ = ray.wait(list(pending), num_returns=1)
-            planned = pending.pop(ready)
-            try:
-                yield planned, ray.get(ready), None
-            except Exception as exc:  # ray wraps the worker's exception; keep its text
-                yield planned, None, exc
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-EXECUTORS = ("local", "process", "ray")
+    check_run_outputs(out, [planned.filename for planned in runs], CHECKPOINT_FOLDER)
 
 
 def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
@@ -274,50 +238,49 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
     """Run every planned run that has no valid record in `out` yet, writing each record.
 
     `local` runs one after another in this process; `process` runs `jobs` at a time in
-    worker processes; `ray` submits each run as a Ray task (see `_ray_results`).
+    worker processes; `ray` submits each run as a Ray task (see `clbench.executors`).
     Each worker uses `threads` torch threads (default: this process's count), so both executors produce the same numbers. Records are validated and
     written by this process only, atomically, as each run finishes. Resumable methods
     checkpoint after every phase into `out/checkpoints`, so a run killed mid-way
     continues from its last finished phase next time. A run that fails
     (raises, reaches a non-finite loss, or passes `time_limit_s`) leaves NAME.failure and
-    NAME.log instead of a record; it is retried the next time the suite runs.
+    NAME.log instead of a record; it is retried the next time the suite runs. A failure
+    of the machine (out of memory, a dead worker) is reported as that, never as the
+    method's; a full disk stops the suite (`DiskFull`). Ctrl-C stops every run at once,
+    keeps every finished record and the latest checkpoints, and raises `Interrupted`.
     """
     import torch
 
     from .checkpoint import FOLDER as CHECKPOINT_FOLDER
-    from .checkpoint import discard_checkpoint
+    from .checkpoint import discard_checkpoint, tidy
+    from .executors import EXECUTORS, make_executor
     from .records import ensure_writable_dir, record_failure, write_record
 
     if executor not in EXECUTORS:
         raise unknown_name("executor", executor, EXECUTORS)
+    check_outputs(runs, out)
     out = ensure_writable_dir(out)
     threads = threads or torch.get_num_threads()
     outcome = SuiteOutcome()
     todo = []
     for planned in runs:
         (outcome.skipped if existing_record(out, planned) else todo).append(planned)
+    removed = tidy(out, [planned.run_id for planned in outcome.skipped])
+    if removed:
+        log(f"removed {len(removed)} leftover file(s) of interrupted runs (temporary files, "
+            "checkpoints of finished runs)")
     log(f"{len(runs)} runs: {len(outcome.skipped)} already done, {len(todo)} to run ({executor})")
     checkpoints = out / CHECKPOINT_FOLDER
+    by_id = {planned.run_id: planned for planned in todo}
+    done = 0
 
-    def payload(planned: PlannedRun) -> dict:
-        return _payload(planned, data_root, device, threads, time_limit_s, checkpoints)
-
-    if executor == "local":
-        results = _local_results(todo, payload)
-    elif executor == "process":
-        results = _process_results(todo, payload, jobs)
-    else:
-        results = _ray_results(todo, payload, device, threads, jobs, ray_address)
-    for index, (planned, record_json, error) in enumerate(results, 1):
+    def handle(rid: str, record_json: str | None, error: BaseException | None) -> None:
+        nonlocal done
+        planned = by_id[rid]
+        done += 1
         if error is not None:  # one broken run must not lose the others
-            reason = f"{type(error).__name__}: {error}"
-            outcome.failed.append((planned, reason))
-            failure = record_failure(out, planned.protocol, planned.registered.name,
-                                     planned.hyperparameters.model_dump(mode="json"), planned.seed,
-                                     list(planned.variant.overrides), error)
-            log(f"[{index}/{len(todo)}] FAILED {planned.variant.label} seed {planned.seed}: {reason} "
-                f"(details: {failure})")
-            continue
+            _record_failed(planned, error, out, outcome, log, f"[{done}/{len(todo)}]", record_failure)
+            return
         record = RunRecord.model_validate_json(record_json)
         if record.run_id != planned.run_id:
             raise RuntimeError(f"worker returned run {record.run_id} for {planned.run_id}")
@@ -326,6 +289,42 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
         for stale in (out / planned.filename).with_suffix(".failure"), (out / planned.filename).with_suffix(".log"):
             stale.unlink(missing_ok=True)  # an earlier failure of this run, now superseded
         outcome.completed.append(planned)
-        log(f"[{index}/{len(todo)}] {planned.variant.label} seed {planned.seed}: "
+        log(f"[{done}/{len(todo)}] {planned.variant.label} seed {planned.seed}: "
             f"ACC {record.metrics.acc * 100:.2f}% in {record.wall_time_s:.0f} s")
+
+    with make_executor(executor, jobs, device, threads, ray_address) as running:
+        try:
+            running.start({planned.run_id: _payload(planned, data_root, device, threads, time_limit_s, checkpoints)
+                           for planned in todo})
+            for rid, record_json, error in running.results():
+                handle(rid, record_json, error)
+        except KeyboardInterrupt:
+            for rid, record_json, error in running.finished():  # ended before the interrupt: keep
+                handle(rid, record_json, error)
+            kept = sum(existing_record(out, planned) is not None for planned in runs)  # on disk: exact
+            raise Interrupted(f"{kept} of {len(runs)} runs have their record in {out}; checkpoints of "
+                              "unfinished runs kept; run the same command again to continue") from None
     return outcome
+
+
+def _record_failed(planned: PlannedRun, error: BaseException, out: Path, outcome: SuiteOutcome,
+                   log: Callable[[str], None], counter: str, record_failure) -> None:
+    """Note a failed run: NAME.failure and NAME.log, a log line, and the outcome's list.
+
+    A failure of the machine or the harness says so; a full disk stops the suite, since
+    no later run could write its record either.
+    """
+    harness = classify(error)
+    reason = (f"{harness} (a failure of the {harness.kind}, not of {planned.registered.name})"
+              if harness is not None else f"{type(error).__name__}: {error}")
+    outcome.failed.append((planned, reason))
+    try:
+        failure = record_failure(out, planned.protocol, planned.registered.name,
+                                 planned.hyperparameters.model_dump(mode="json"), planned.seed,
+                                 list(planned.variant.overrides), error)
+        details = f"details: {failure}"
+    except (OSError, HarnessFailure) as exc:
+        details = f"no failure note written: {exc}"
+    log(f"{counter} FAILED {planned.variant.label} seed {planned.seed}: {reason} ({details})")
+    if isinstance(harness, DiskFull):
+        raise harness

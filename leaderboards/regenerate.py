@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from clbench.leaderboard import build_leaderboards, load_records, render
+from clbench.leaderboard import leaderboard_frame, read_records, render
 from clbench.plots import write_plots
 from clbench.records import write_atomic
 
@@ -28,11 +28,11 @@ def suite_folders() -> list[Path]:
 
 def build(folder: Path, target: Path) -> list[Path]:
     """Write the tables and plots of one suite folder into `target`; return the paths."""
-    boards = build_leaderboards(load_records([folder / "records"]))
+    board = leaderboard_frame(read_records([folder / "records"]))
     written = []
     for fmt, name in FORMATS.items():
         path = target / name
-        write_atomic(path, render(boards, fmt))
+        write_atomic(path, render(board, fmt))
         written.append(path)
     written += write_plots([folder / "records"], target / "plots")
     return written

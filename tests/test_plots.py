@@ -20,6 +20,7 @@ from matplotlib import image as mpimg
 
 from clbench import plots
 from clbench.cli import main
+from clbench.metrics import compute_metrics
 from clbench.presets import PROTOCOLS
 from clbench.protocol import apply_overrides
 from clbench.records import RunRecord, read_record, run_id, write_record
@@ -62,6 +63,11 @@ def derive(record: RunRecord, protocol=None, method=None, hp=None, shift: float 
         curve["accuracy"] = [lower(a) for a in curve["accuracy"]]
     data["run_id"] = run_id(data["protocol"]["hash"], data["method"]["name"],
                             data["method"]["hyperparameters"], record.seed)
+    # records are checked for consistency: metrics follow the changed accuracies, and the
+    # harness's audit (counted for the real run's environment) is left out
+    data["metrics"] = compute_metrics(data["accuracy_matrix"], data["untrained_accuracy"], data["learning_curves"],
+                                      data["protocol"]["evaluation"]["facilitation_threshold"])
+    data.pop("audit", None)
     return RunRecord.model_validate(data)
 
 
@@ -136,9 +142,9 @@ def test_protocol_filter_and_single_format(records, tmp_path, cli):
 
 
 def test_data_extraction(records):
-    from clbench.leaderboard import load_records
+    from clbench.leaderboard import read_records
 
-    data = {p.prefix: p for p in plots.extract(load_records([records]))}
+    data = {p.prefix: p for p in plots.extract(read_records([records]))}
     assert set(data) == set(ENTRIES)
     naive = next(e for e in data[SETUP].entries if e.slug == f"naive__{POWER_LAW}")
     real = [read_record(p) for p in sorted((records / "naive").glob("*.json"))]
@@ -157,6 +163,29 @@ def test_curves_on_different_grids_are_interpolated():
     band = plots.curve_band([([0, 100, 200], [0.0, 0.5, 1.0]), ([0, 200], [0.2, 0.6])])
     assert band.x.tolist() == [0, 100, 200]
     np.testing.assert_allclose(band.mean, [0.1, 0.45, 0.8])
+
+
+def test_legends_name_environments_by_short_labels():
+    """Kind alone when it is the only one of its kind; else the parameters that differ; the
+    shared parameters once per kind, as a legend row."""
+    power = [{"kind": "power-law", "rehearsal_fraction": r, "tau": 10.0, "alpha": 5.6, "new_samples": None}
+             for r in (0.1, 0.5)]
+    uniform = {"kind": "uniform", "rehearsal_fraction": 0.25, "new_samples": None}
+    short, rows = plots.environment_legend([*power, uniform, {"kind": "sequential", "new_samples": None}])
+    assert short == {"power-law (alpha=5.6, rehearsal_fraction=0.1, tau=10.0)": "power-law (rehearsal_fraction=0.1)",
+                     "power-law (alpha=5.6, rehearsal_fraction=0.5, tau=10.0)": "power-law (rehearsal_fraction=0.5)",
+                     "uniform (rehearsal_fraction=0.25)": "uniform", "sequential": "sequential"}
+    assert rows == ("power-law: alpha=5.6, tau=10.0", "uniform: rehearsal_fraction=0.25")
+
+
+def test_comparison_legends_use_short_labels(records):
+    from clbench.leaderboard import read_records
+
+    proto = next(p for p in plots.extract(read_records([records])) if p.prefix == SETUP)
+    assert sorted(e.label for e in proto.entries) == [
+        "naive · power-law", "naive · uniform", "replay (mem_size=200) · power-law"]
+    assert proto.environment_rows == ("power-law: alpha=5.6, rehearsal_fraction=0.5, tau=10.0",
+                                      "uniform: rehearsal_fraction=0.5")
 
 
 def test_entry_slugs():

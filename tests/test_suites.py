@@ -12,7 +12,7 @@ from clbench.records import read_record
 from clbench.suites import SUITES, Suite, Variant, get_suite, plan, run_suite
 
 QUICK = ("training.epochs=1", "benchmark.train_samples_per_task=500", "benchmark.test_samples_per_task=200",
-         "evaluation.curve_points=2")
+         "evaluation.curve_points=2", "evaluation.curve_test_samples=100")
 TINY = Suite("tiny", "test suite", (
     Variant("smoke", "naive", QUICK),
     Variant("smoke", "naive", (*QUICK, "environment.kind=uniform")),

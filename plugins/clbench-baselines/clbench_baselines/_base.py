@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+import clbench
 
 
-class Hyperparameters(BaseModel):
-    """Base of every baseline's hyperparameters: immutable, and unknown keys are errors.
+class Hyperparameters(clbench.Hyperparameters):
+    """Base of every baseline's hyperparameters: clbench's (frozen, unknown keys are errors,
+    finite numbers only, no boolean for a number).
 
     Field names follow the keyword arguments of the wrapped Avalanche strategy, so
     Avalanche's documentation applies to them unchanged.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+#: The scenarios every baseline but iCaRL runs in (docs/scenarios.md): in the
+#: task-incremental one Avalanche's strategies call the harness's multi-head network with
+#: each sample's task label (`avalanche_forward`), and LwF distils every seen task's head.
+ALL_SCENARIOS = ("task", "domain", "class")
 
 
 def no_exemplars(hp: BaseModel, n_tasks: int, n_classes: int) -> int:

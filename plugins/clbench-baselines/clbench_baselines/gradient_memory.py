@@ -13,7 +13,7 @@ from pydantic import Field
 from clbench import Method, StrategyContext
 
 from . import checkpointing
-from ._base import Hyperparameters, per_experience
+from ._base import ALL_SCENARIOS, Hyperparameters, per_experience
 
 
 class GEMHyperparameters(Hyperparameters):
@@ -60,6 +60,7 @@ METHODS = [
     Method(
         name="gem",
         factory=make_gem,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=GEMHyperparameters,
         description="Gradient Episodic Memory: project gradients so no past phase's memory loss rises.",
         stored_exemplars=per_experience,
@@ -68,6 +69,7 @@ METHODS = [
     Method(
         name="agem",
         factory=make_agem,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=AGEMHyperparameters,
         description="Averaged GEM: project against one reference gradient from the memory.",
         stored_exemplars=per_experience,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clbench import STATELESS, Method, NoHyperparameters, StrategyContext
 
-from ._base import no_exemplars
+from ._base import ALL_SCENARIOS, no_exemplars
 
 
 def make_naive(ctx: StrategyContext, hp: NoHyperparameters):
@@ -18,6 +18,7 @@ METHODS = [
     Method(
         name="naive",
         factory=make_naive,
+        scenarios=ALL_SCENARIOS,
         description="Fine-tuning on each phase's data (the environment alone decides rehearsal).",
         stored_exemplars=no_exemplars,
         checkpointing=STATELESS,

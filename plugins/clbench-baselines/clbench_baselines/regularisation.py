@@ -13,7 +13,7 @@ from pydantic import Field
 from clbench import Method, StrategyContext
 
 from . import checkpointing
-from ._base import Hyperparameters, no_exemplars
+from ._base import ALL_SCENARIOS, Hyperparameters, no_exemplars
 
 
 class EWCHyperparameters(Hyperparameters):
@@ -187,6 +187,7 @@ METHODS = [
     Method(
         name="ewc",
         factory=make_ewc,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=EWCHyperparameters,
         description="Elastic Weight Consolidation, offline: every past phase's Fisher penalty (merged into one quadratic by default).",
         stored_exemplars=no_exemplars,
@@ -195,6 +196,7 @@ METHODS = [
     Method(
         name="online-ewc",
         factory=make_online_ewc,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=OnlineEWCHyperparameters,
         description="Online EWC: one running Fisher penalty, decayed after each phase.",
         stored_exemplars=no_exemplars,
@@ -203,6 +205,7 @@ METHODS = [
     Method(
         name="si",
         factory=make_si,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=SIHyperparameters,
         description="Synaptic Intelligence: path-integral parameter importance.",
         stored_exemplars=no_exemplars,
@@ -211,6 +214,7 @@ METHODS = [
     Method(
         name="mas",
         factory=make_mas,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=MASHyperparameters,
         description="Memory Aware Synapses: output-sensitivity parameter importance.",
         stored_exemplars=no_exemplars,
@@ -219,6 +223,7 @@ METHODS = [
     Method(
         name="lwf",
         factory=make_lwf,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=LwFHyperparameters,
         description="Learning without Forgetting: distillation from the previous phase's model.",
         stored_exemplars=no_exemplars,

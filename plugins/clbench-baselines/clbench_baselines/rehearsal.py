@@ -12,7 +12,7 @@ from pydantic import Field
 from clbench import Method, StrategyContext
 
 from . import checkpointing
-from ._base import Hyperparameters, buffer_size
+from ._base import ALL_SCENARIOS, Hyperparameters, buffer_size
 
 
 class ReplayHyperparameters(Hyperparameters):
@@ -98,6 +98,7 @@ METHODS = [
     Method(
         name="replay",
         factory=make_replay,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=ReplayHyperparameters,
         description="Experience replay from a fixed, experience-balanced buffer.",
         stored_exemplars=buffer_size,
@@ -106,6 +107,7 @@ METHODS = [
     Method(
         name="gdumb",
         factory=make_gdumb,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=GDumbHyperparameters,
         description="GDumb: retrain from scratch on a class-balanced buffer each phase.",
         stored_exemplars=buffer_size,
@@ -114,6 +116,9 @@ METHODS = [
     Method(
         name="der",
         factory=make_der,
+        # not task-incremental: Avalanche 0.6's DER stores its logits with model(x), without
+        # the task labels a multi-head network needs (der.compute_dataset_logits)
+        scenarios=("domain", "class"),
         hyperparameters=DERHyperparameters,
         description="Dark Experience Replay++: replay with stored logits (beta=0 gives DER).",
         stored_exemplars=buffer_size,
@@ -122,6 +127,7 @@ METHODS = [
     Method(
         name="er-ace",
         factory=make_er_ace,
+        scenarios=ALL_SCENARIOS,
         hyperparameters=ERACEHyperparameters,
         description="Experience replay with asymmetric cross-entropy.",
         stored_exemplars=buffer_size,

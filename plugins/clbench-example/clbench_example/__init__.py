@@ -7,15 +7,14 @@ factory so that `clbench methods` stays fast.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from clbench import Checkpointing, Method, StrategyContext, hookimpl
+from clbench import Checkpointing, Hyperparameters, Method, StrategyContext, hookimpl
 
 
-class AnchorHyperparameters(BaseModel):
-    """`--hp strength=...`; frozen and strict so clbench can reject bad values."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class AnchorHyperparameters(Hyperparameters):
+    """`--hp strength=...`; clbench's base makes it frozen, refuses unknown keys, inf, nan
+    and `true` for a number."""
 
     strength: float = Field(
         default=1.0, ge=0.0,

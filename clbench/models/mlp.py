@@ -1,0 +1,35 @@
+"""The MLP family: fully connected layers on flattened inputs."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def mlp_features(input_size: int, hidden: tuple[int, ...], batch_norm: bool, dropout: float) -> nn.Sequential:
+    """[Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer (the MLP's trunk)."""
+    layers: list[nn.Module] = []
+    width = input_size
+    for units in hidden:
+        layers.append(nn.Linear(width, units))
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(units))
+        layers.append(nn.ReLU(inplace=True))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = units
+    return nn.Sequential(*layers)
+
+
+class MLP(nn.Module):
+    """Feature extractor plus classifier head, kept apart so methods (LwF, iCaRL, DER) can reach both.
+
+    Inputs of any shape are flattened to rows first (images arrive as C x H x W).
+    """
+
+    def __init__(self, features: nn.Module, classifier: nn.Linear):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x):
+        return self.classifier(self.features(x.flatten(1)))

@@ -1,0 +1,1 @@
+clbench evaluate mymethod --protocol smoke --data-root ../shared/data --out results -q
