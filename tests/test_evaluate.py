@@ -106,7 +106,7 @@ def test_permuted_tasks_are_pixel_permutations_of_real_mnist(data_root):
     raw = (raw - 0.1307) / 0.3081
     for t, task in enumerate(tasks):
         permutation = torch.randperm(784, generator=torch_generator(5, "permutation", t))
-        assert torch.allclose(task.train_x[:100], raw[:, permutation], atol=1e-6)
+        assert torch.allclose(task.train_x[:100].reshape(100, -1), raw[:, permutation], atol=1e-6)
     assert not torch.equal(tasks[0].train_x[:5], tasks[1].train_x[:5])
 
 
