@@ -7,6 +7,7 @@ else `CLBENCH_DATA_ROOT`, else a per-user cache folder.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -133,6 +134,11 @@ def _load_cifar100(root: Path, download: bool) -> RawDataset:
         images = torch.from_numpy(split.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.tensor(split.targets, dtype=torch.long)
 
+    expected = os.environ.get("CLBENCH_CIFAR100_MD5")
+    if expected:  # tests on generated files: torchvision's md5 check still runs, against these
+        md5 = json.loads(expected)
+        CIFAR100.train_list, CIFAR100.test_list = [["train", md5["train"]]], [["test", md5["test"]]]
+        CIFAR100.meta = {**CIFAR100.meta, "md5": md5["meta"]}
     train = CIFAR100(str(root), train=True, download=download)
     test = CIFAR100(str(root), train=False, download=download)
     return RawDataset("cifar100", *as_tensors(train), *as_tensors(test))

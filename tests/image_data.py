@@ -11,8 +11,8 @@ torchvision's own loaders:
   with it on PYTHONPATH, and `fresh_harness` restarts the harness process so it is.
 * Tiny ImageNet: `tiny-imagenet-200/train/<wnid>/images/*.JPEG` and the labelled val split.
 
-Images are random noise with a class-dependent brightness, so a network can learn
-something in one epoch.
+Images are noise around a colour that differs between any two classes, so a network
+learns them in a few steps (crops and flips keep the colour).
 """
 
 from __future__ import annotations
@@ -38,11 +38,17 @@ if _md5:
 
 
 def _images(rng: np.random.Generator, labels: np.ndarray, size: int, classes: int) -> np.ndarray:
-    """(N, size, size, 3) uint8: noise around a brightness and colour set by the label."""
-    base = (labels[:, None] * 997 % 256).astype(np.int64)
-    tint = np.stack([base[:, 0], (base[:, 0] * 3) % 256, (255 - base[:, 0])], axis=1)
-    noise = rng.integers(-40, 41, size=(len(labels), size, size, 3))
-    return np.clip(tint[:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    """(N, size, size, 3) uint8: noise around a colour that tells the class apart.
+
+    Red and green take 5 levels each and blue the rest (4 levels for 100 classes, 8 for
+    200), so any two classes differ by at least 30 in one channel's mean.
+    """
+    red = 30 + 50 * (labels % 5)
+    green = 30 + 50 * ((labels // 5) % 5)
+    blue = 20 + (210 // max(1, (classes - 1) // 25)) * (labels // 25)
+    colour = np.stack([red, green, blue], axis=1)
+    noise = rng.integers(-20, 21, size=(len(labels), size, size, 3))
+    return np.clip(colour[:, None, None, :] + noise, 0, 255).astype(np.uint8)
 
 
 def write_cifar100(root: Path, train_per_class: int = 5, test_per_class: int = 2, seed: int = 0) -> dict:

@@ -115,6 +115,8 @@ def cifar_checksums(cifar, monkeypatch):
     monkeypatch.setattr(CIFAR100, "train_list", [["train", cifar.md5["train"]]])
     monkeypatch.setattr(CIFAR100, "test_list", [["test", cifar.md5["test"]]])
     monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": cifar.md5["meta"]})
+    # the harness process reads the data: it gets the same expectation through the environment
+    monkeypatch.setenv("CLBENCH_CIFAR100_MD5", json.dumps(cifar.md5))
     return cifar
 
 
@@ -266,8 +268,8 @@ def test_scifar100_tasks_are_disjoint_class_splits_of_standardised_images(cifar_
     by_key |= {(1, int(y), int(i)): img for img, y, i in zip(cifar.test_x, cifar.test_y, cifar.test_x[:, 1, 0, 0])}
     for t, task in enumerate(task_list):
         assert task.classes == tuple(range(10 * t, 10 * t + 10))  # class_order "fixed"
-        assert task.train_x.shape == (per_task_pool - 10, benchmark.input_size)
-        assert task.test_x.shape == (10 * CIFAR_TEST_PER_CLASS, benchmark.input_size)  # whole test split
+        assert task.train_x.reshape(len(task.train_x), -1).shape == (per_task_pool - 10, benchmark.input_size)
+        assert task.test_x.reshape(len(task.test_x), -1).shape == (10 * CIFAR_TEST_PER_CLASS, benchmark.input_size)  # whole test split
         assert task.train_x.dtype == torch.float32
         for x, y, split in ((task.train_x, task.train_y, 0), (task.test_x, task.test_y, 1)):
             pixel = _first_pixel(x, "cifar100").round().long()
@@ -346,8 +348,8 @@ def test_stinyimagenet_tasks_use_val_as_test(tiny):
     _assert_partition(task_list, TINY_CLASSES, 20)
     for t, task in enumerate(task_list):
         assert task.classes == tuple(range(20 * t, 20 * t + 20))
-        assert task.train_x.shape == (pool, benchmark.input_size) and task.train_x.dtype == torch.float32
-        assert task.test_x.shape == (20, benchmark.input_size)
+        assert task.train_x.reshape(len(task.train_x), -1).shape == (pool, benchmark.input_size) and task.train_x.dtype == torch.float32
+        assert task.test_x.reshape(len(task.test_x), -1).shape == (20, benchmark.input_size)
         assert sorted(task.train_y.tolist()) == sorted(c for c in task.classes for _ in range(TINY_TRAIN_PER_CLASS))
         assert sorted(task.test_y.tolist()) == list(task.classes)  # each class's one val image
         for x, y in ((task.train_x, task.train_y), (task.test_x, task.test_y)):
@@ -417,7 +419,7 @@ def test_evaluate_with_missing_dataset_fails_cleanly(cli, tmp_path, protocol, da
 def test_evaluate_with_nonexistent_data_root(cli, tmp_path):
     root = tmp_path / "nowhere"
     code, _, err = _evaluate(cli, "scifar100-10", root, tmp_path / "out", [])
-    assert code == 2 and err.strip() == f"clbench: error: data root '{root}' does not exist"
+    assert code == 2 and err.strip() == f"clbench: error: data root '{root}' (from --data-root) does not exist"
     assert not root.exists()
 
 

@@ -135,15 +135,16 @@ def test_sigkill_mid_suite_then_resume_equals_an_uninterrupted_suite(tmp_path, d
 
 
 def _nan_factory(ctx, hp):
-    """Poisons the weights after a few steps: every later loss is NaN."""
+    """Poisons the loss after a few steps: the optimizer's own step then makes every weight,
+    and every later loss, NaN (poisoning the weights directly would be an update outside
+    the counted steps, which the audit reports first)."""
     from avalanche.core import SupervisedPlugin
     from avalanche.training.supervised import Naive
 
     class Poison(SupervisedPlugin):
-        def after_training_iteration(self, strategy, **kwargs):
-            if strategy.clock.train_iterations == 3:
-                with torch.no_grad():
-                    next(strategy.model.parameters()).fill_(float("nan"))
+        def before_backward(self, strategy, **kwargs):
+            if strategy.clock.train_iterations >= 3:
+                strategy.loss = strategy.loss * float("nan")
 
     kwargs = ctx.strategy_kwargs()
     kwargs["plugins"].append(Poison())
