@@ -186,8 +186,9 @@ def tiny(tmp_path_factory):
 # --------------------------------------------------------------------------------------
 
 def _first_pixel(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Pixel (0, 0) of flattened standardised (C, H, W) rows, back in 0..255: shape (N, C)."""
+    """Pixel (0, 0) of standardised (C, H, W) images (or their flat rows), back in 0..255: shape (N, C)."""
     mean, std = NORMALISATION[name]
+    x = x.reshape(len(x), -1)
     plane = x.shape[1] // len(mean)
     columns = x[:, [c * plane for c in range(len(mean))]]
     return (columns * torch.tensor(std) + torch.tensor(mean)) * 255
@@ -240,6 +241,7 @@ def test_cifar100_integrity_check_really_runs(cifar_checksums, monkeypatch, wron
     """A checksum mismatch (here: torchvision expecting other files) is a one-line ClbenchError."""
     from torchvision.datasets import CIFAR100
 
+    monkeypatch.delenv("CLBENCH_CIFAR100_MD5")  # this process loads, with the wrong md5s below
     if wrong == "train":
         monkeypatch.setattr(CIFAR100, "train_list", [["train", "0" * 32]])
         expected = "Dataset not found or corrupted"
@@ -278,7 +280,7 @@ def test_scifar100_tasks_are_disjoint_class_splits_of_standardised_images(cifar_
             keys = [(split, int(label), int(i)) for label, i in zip(y, pixel[:, 1])]
             assert len(set(keys)) == len(keys)  # drawn without replacement
             expected = _expected_standardised(np.stack([by_key[k] for k in keys]), "cifar100")
-            assert (x - expected).abs().max() < 1e-5
+            assert (x.reshape(len(x), -1) - expected.reshape(len(expected), -1)).abs().max() < 1e-5
         # the test split is complete: every test image of the task's classes, once
         assert sorted(task.test_y.tolist()) == sorted(c for c in task.classes for _ in range(CIFAR_TEST_PER_CLASS))
 
@@ -359,7 +361,7 @@ def test_stinyimagenet_tasks_use_val_as_test(tiny):
     decoded = np.asarray(Image.open(tiny.base / "val" / "images" / f"val_{val_of[0]}.JPEG").convert("RGB"))
     expected = _expected_standardised(decoded.transpose(2, 0, 1)[None].copy(), "tinyimagenet")
     row = task_list[0].test_y.tolist().index(0)
-    assert (task_list[0].test_x[row:row + 1] - expected).abs().max() < 1e-5
+    assert (task_list[0].test_x[row:row + 1].reshape(1, -1) - expected.reshape(1, -1)).abs().max() < 1e-5
 
 
 def test_tinyimagenet_missing_without_download(tmp_path):
