@@ -58,7 +58,7 @@ def resolve_data_root(option: str | os.PathLike | None = None) -> Path:
         raise ClbenchError(f"data root '{root}' (from {source}) {reason}") from None
     if not root.is_dir():
         raise ClbenchError(f"data root '{root}' (from {source}) is not a folder")
-    return root
+    return root.absolute()  # subprocesses (harness, workers) may run from another folder
 
 
 @dataclass(frozen=True)

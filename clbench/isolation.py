@@ -172,9 +172,13 @@ def harness() -> HarnessClient:
 
 
 @atexit.register
-def _close_harness() -> None:
+def stop_harness() -> None:
+    """Stop this process's harness process; the next request starts a fresh one, which
+    sees the environment as it is then (tests that change dataset settings rely on it)."""
+    global _CLIENT
     if _CLIENT is not None:
         _CLIENT.close()
+        _CLIENT = None
 
 
 def start_harness(wait: bool = False) -> None:
@@ -190,7 +194,7 @@ def preload(benchmark, data_root: Path) -> None:
     so that a missing dataset fails before anything is written, without this process
     ever holding the data."""
     harness().request({"op": "preload", "benchmark": benchmark.model_dump_json(),
-                       "data_root": str(data_root)})
+                       "data_root": os.path.abspath(data_root)})
 
 
 class HarnessSession:
@@ -202,7 +206,7 @@ class HarnessSession:
         self._reference = (type(reference_model),
                            {k: tuple(v.shape) for k, v in reference_model.state_dict().items()})
         self._client.request({
-            "op": "open", "protocol": protocol.model_dump_json(), "data_root": str(data_root),
+            "op": "open", "protocol": protocol.model_dump_json(), "data_root": os.path.abspath(data_root),
             "seed": int(seed), "device": str(device), "threads": torch.get_num_threads(),
             "start_phase": int(start_phase), "sandbox": list(sandbox or []),
             "sys_path": [p for p in __import__("sys").path if isinstance(p, str)],

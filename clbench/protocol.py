@@ -286,7 +286,7 @@ class Protocol(_Frozen):
         curve, test = self.evaluation.curve_test_samples, self.benchmark.test_samples_per_task
         if curve is not None and test is not None and curve > test:
             raise ValueError(f"evaluation.curve_test_samples={curve} is more than the {test} test "
-                             "samples of a task (benchmark.test_samples_per_task)")
+                             "samples of a task (benchmark.test_samples_per_task); lower it too")
         if curve is not None and not self.benchmark.is_split and curve > self.benchmark.test_per_task:
             raise ValueError(f"evaluation.curve_test_samples={curve} is more than the "
                              f"{self.benchmark.test_per_task} test samples of a task")

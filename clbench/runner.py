@@ -461,7 +461,8 @@ def _harness_plugins(request: RunRequest, device: torch.device) -> list:
 
     A task-aware experience's loader is made plain first (clbench.experiences.PlainLoader),
     then the fast path may replace it; `request.observers` (check-plugin's) see each
-    minibatch before it is augmented; mixed precision starts last, just before the forward.
+    minibatch before it is augmented (and their `last` plugin after); mixed precision starts
+    last, just before the forward.
     """
     from .experiences import PlainLoader
 
@@ -480,6 +481,8 @@ def _harness_plugins(request: RunRequest, device: torch.device) -> list:
         from .precision import MixedPrecision
 
         plugins.append(MixedPrecision(protocol.training.precision, device))
+    # an observer's `last` plugin sees each minibatch as the harness hands it to the method
+    plugins += [observer.last for observer in request.observers if getattr(observer, "last", None)]
     return plugins
 
 

@@ -80,6 +80,7 @@ def _make_observer():
             self.phase_sizes: list[int] = []
             self.settings: list[tuple[int, int]] = []
             self.nonfinite_losses = 0
+            self._foreign = False
 
         def begin_phase(self, phase, data):
             self.given.update(_row_keys(data.x))
@@ -91,7 +92,13 @@ def _make_observer():
 
         def before_forward(self, strategy, *args, **kwargs):
             # before the harness's training augmentation (clbench.augment) crops and flips it
-            if not all(key in self.given for key in _row_keys(strategy.mb_x)):
+            self._foreign = not all(key in self.given for key in _row_keys(strategy.mb_x))
+
+        def after_forward(self, strategy, *args, **kwargs):
+            # what the model was given: the method's own before_forward runs after the harness's
+            # plugins, so rows it added are caught here, against the batch the harness produced
+            forwarded = _row_keys(strategy.mb_x)
+            if self._foreign or not all(k in self.given or k in self.last.produced for k in forwarded):
                 self.foreign_batches += 1
 
         def before_backward(self, strategy, *args, **kwargs):
@@ -99,7 +106,19 @@ def _make_observer():
             if not math.isfinite(float(strategy.loss.detach())):
                 self.nonfinite_losses += 1
 
-    return TrainingObserver()
+    class AfterHarness(SupervisedPlugin):
+        """Placed after the harness's own plugins: notes the (augmented) batch they produced."""
+
+        def __init__(self):
+            super().__init__()
+            self.produced: set[bytes] = set()
+
+        def before_forward(self, strategy, *args, **kwargs):
+            self.produced = set(_row_keys(strategy.mb_x))
+
+    observer = TrainingObserver()
+    observer.last = AfterHarness()  # clbench.runner places an observer's `last` after its own plugins
+    return observer
 
 
 def _check_hyperparameter_model(report: CheckReport, registered) -> bool:
@@ -152,7 +171,8 @@ def check_method(method: str, data_root: str | Path | None = None, protocol=None
     if protocol is None:
         protocol = "smoke" if "domain" in registered.method.scenarios else "smnist-5"
         if protocol == "smnist-5" and not overrides:
-            overrides = ["benchmark.train_samples_per_task=2000", "benchmark.test_samples_per_task=500"]
+            overrides = ["benchmark.train_samples_per_task=2000", "benchmark.test_samples_per_task=500",
+                         "evaluation.curve_test_samples=500"]
     base = get_protocol(protocol) if isinstance(protocol, str) else protocol
     resolved = apply_overrides(base, list(overrides or []))
     observer = _make_observer()

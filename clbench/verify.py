@@ -187,6 +187,13 @@ def verify(paths: list[Path], data_root: Path, device: str | None = None, execut
         record = read_record(path)
         check_installed(record, path)
         verdicts.append(Verdict(Path(path), record))
+    from .isolation import preload
+    from .protocol import Protocol
+
+    benchmarks = {Protocol.model_validate(payload(v.record, data_root, device)["protocol"]).benchmark
+                  for v in verdicts}
+    for benchmark in benchmarks:
+        preload(benchmark, data_root)  # a missing dataset is bad input (exit 2), before any re-run
     payloads = {index: payload(v.record, data_root, device) for index, v in enumerate(verdicts)}
     threads = max((p["threads"] for p in payloads.values()), default=1)
     log(f"re-running {len(verdicts)} record(s) ({executor})")

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_root() -> Path:
-    root = Path(os.environ.get("CLBENCH_DATA_ROOT") or REPO.parent / "shared" / "data")
+    # absolute, because several tests run scripts and subprocesses from temporary folders
+    root = Path(os.environ.get("CLBENCH_DATA_ROOT") or REPO.parent / "shared" / "data").absolute()
     if not (root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.exit(f"MNIST not found under {root}; set CLBENCH_DATA_ROOT", returncode=3)
     return root

@@ -25,7 +25,8 @@ ALL_METHODS = sorted([*SMOKE_EXEMPLARS, "icarl"])
 
 SMALL_SPLIT_MNIST = ["--protocol", "smnist-5", "--set", "benchmark.n_tasks=5",
                      "--set", "benchmark.train_samples_per_task=2000",
-                     "--set", "benchmark.test_samples_per_task=500"]
+                     "--set", "benchmark.test_samples_per_task=500",
+                     "--set", "evaluation.curve_test_samples=500"]
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def _smuggler(ctx, hp):
 
     class Smuggle(SupervisedPlugin):
         def before_forward(self, strategy, **kwargs):
-            extra = torch.randn(4, strategy.mb_x.shape[1])
+            extra = torch.randn(4, *strategy.mb_x.shape[1:])
             strategy.mbatch[0] = torch.cat([strategy.mb_x, extra])
             strategy.mbatch[1] = torch.cat([strategy.mb_y, strategy.mb_y[:4]])
 

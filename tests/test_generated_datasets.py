@@ -32,6 +32,7 @@ from PIL import Image
 from clbench import datasets
 from clbench.datasets import NORMALISATION, load_raw
 from clbench.errors import ClbenchError
+from clbench.isolation import stop_harness
 from clbench.presets import get_protocol
 from clbench.protocol import apply_overrides
 from clbench.records import read_record
@@ -116,8 +117,11 @@ def cifar_checksums(cifar, monkeypatch):
     monkeypatch.setattr(CIFAR100, "test_list", [["test", cifar.md5["test"]]])
     monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": cifar.md5["meta"]})
     # the harness process reads the data: it gets the same expectation through the environment
+    # (a harness process started before this test would not see it: start a fresh one)
     monkeypatch.setenv("CLBENCH_CIFAR100_MD5", json.dumps(cifar.md5))
-    return cifar
+    stop_harness()
+    yield cifar
+    stop_harness()
 
 
 @pytest.fixture(autouse=True)

@@ -72,6 +72,29 @@ def test_verify_rejects_changed_hyperparameters_that_were_resealed(cli, record_f
     assert "0 of 1 record(s) confirmed" in out
 
 
+def _other_machine(shift: float):
+    """The record as if made on another CPU, with R[0][0] off by `shift` (metrics consistent)."""
+    from clbench.metrics import compute_metrics
+
+    def edit(data):
+        data["hardware"]["processor"] = "another-cpu"
+        data["accuracy_matrix"][0][0] = round(data["accuracy_matrix"][0][0] + shift, 6)
+        data["metrics"] = compute_metrics(data["accuracy_matrix"], data["untrained_accuracy"],
+                                          data["learning_curves"],
+                                          data["protocol"]["evaluation"]["facilitation_threshold"])
+    return edit
+
+
+def test_verify_across_machines_uses_the_per_field_tolerances(cli, record_file, tmp_path, data_root):
+    close = _forge(record_file, tmp_path / "close.json", _other_machine(-0.02), new_id=False)
+    far = _forge(record_file, tmp_path / "far.json", _other_machine(-0.2), new_id=False)
+    code, out, _ = cli("verify", close, far, "--data-root", data_root)
+    assert code == 1
+    assert f"CONFIRMED {close} (within per-field tolerances: hardware, versions or device differ)" in out
+    assert f"MISMATCH  {far}" in out and "accuracy_matrix[0][0]" in out and "(tolerance 0.05)" in out
+    assert "1 of 2 record(s) confirmed" in out
+
+
 def test_verify_refuses_when_the_installed_plugin_differs(cli, record_file, tmp_path, data_root):
     other_version = _forge(record_file, tmp_path / "v.json", lambda d: d["method"].update(version="9.9.9"),
                            new_id=False)
@@ -190,3 +213,13 @@ def test_an_untouched_checkpoint_resumes_with_the_same_audit(tmp_path, data_root
     uninterrupted = run(dataclasses.replace(request, checkpoint_dir=None))
     assert resumed.audit == uninterrupted.audit
     assert resumed.accuracy_matrix == uninterrupted.accuracy_matrix
+
+
+def test_verify_bad_input_is_exit_2_before_any_rerun(cli, record_file, tmp_path):
+    code, _, err = cli("verify", record_file, "--data-root", tmp_path / "missing")
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "not-a-record.json").write_text("{}")
+    code, _, err = cli("verify", tmp_path / "not-a-record.json")
+    assert code == 2 and err.startswith("clbench: error: invalid record")
+    code, _, err = cli("verify", tmp_path / "nothing-here")
+    assert code == 2

@@ -5,6 +5,18 @@ from __future__ import annotations
 from torch import nn
 
 
+class FlatSequential(nn.Sequential):
+    """An `nn.Sequential` that flattens its input to rows first.
+
+    The trunk flattens itself, not just `MLP.forward`, because methods call `model.features`
+    directly (iCaRL's class means, LwF), on C x H x W images. The layer indices, hence the
+    state_dict keys, are those of a plain Sequential.
+    """
+
+    def forward(self, x):
+        return super().forward(x.flatten(1))
+
+
 def mlp_features(input_size: int, hidden: tuple[int, ...], batch_norm: bool, dropout: float) -> nn.Sequential:
     """[Linear -> (BatchNorm) -> ReLU -> (Dropout)] per hidden layer (the MLP's trunk)."""
     layers: list[nn.Module] = []
@@ -17,7 +29,7 @@ def mlp_features(input_size: int, hidden: tuple[int, ...], batch_norm: bool, dro
         if dropout:
             layers.append(nn.Dropout(dropout))
         width = units
-    return nn.Sequential(*layers)
+    return FlatSequential(*layers)
 
 
 class MLP(nn.Module):
@@ -32,4 +44,4 @@ class MLP(nn.Module):
         self.classifier = classifier
 
     def forward(self, x):
-        return self.classifier(self.features(x.flatten(1)))
+        return self.classifier(self.features(x))
