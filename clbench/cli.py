@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import statistics
 from pathlib import Path
 
 from tabulate import tabulate
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="seeds to run (default: the protocol's seeds)")
     evaluate.add_argument("--hp", dest="hyperparameters", action="append", default=[],
                           metavar="KEY=VALUE", help="set a method hyperparameter (repeatable)")
+    evaluate.add_argument("--hp-from", metavar="TUNING_RECORD",
+                          help="use the setting a `clbench tune` record chose (docs/tuning.md)")
     evaluate.add_argument("--data-root", metavar="DIR",
                           help="torchvision dataset root (default: $CLBENCH_DATA_ROOT, else "
                                "${XDG_CACHE_HOME:-~/.cache}/clbench/data, downloading there)")
@@ -104,6 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process executor)")
     suite.add_argument("--time-limit", type=float, metavar="SECONDS",
                        help="stop any run that takes longer (recorded as failed)")
+
+    tune = commands.add_parser("tune", help="choose hyperparameters on the protocol's tuning stream "
+                                            "(never its test data)")
+    tune.add_argument("method", metavar="METHOD", help="method name (see `clbench methods`)")
+    tune.add_argument("--protocol", "-p", metavar="NAME", default="smoke",
+                      help="the protocol to choose for (default: smoke); tuning runs on its tuning stream")
+    _add_set_option(tune)
+    tune.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                      help="values to try (repeatable; default: the method's search_space)")
+    tune.add_argument("--trials", type=int, metavar="N", help="try N settings of the grid, drawn at random")
+    tune.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                      help="seeds per setting (default: the protocol's seeds)")
+    tune.add_argument("--out", metavar="DIR", help="folder for the tuning record and its runs "
+                                                   "(default: results/tuning/PROTOCOL__METHOD)")
+    tune.add_argument("--data-root", metavar="DIR", help="torchvision dataset root")
+    tune.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    tune.add_argument("--executor", default="local", choices=["local", "process", "ray"],
+                      help="where the trial runs execute (as for `clbench suite`)")
+    tune.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster")
+    tune.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process, ray)")
+    tune.add_argument("--time-limit", type=float, metavar="SECONDS",
+                      help="stop any run that takes longer (its setting is never chosen)")
 
     check = commands.add_parser("check-plugin", help="run the standard checks on an installed method")
     check.add_argument("method", metavar="METHOD", nargs="?", help="method name (or --record)")
@@ -238,6 +263,16 @@ def cmd_evaluate(args) -> int:
         enter(resolve_data_root(args.data_root), [Path(args.out)])
     registered = get_registry().get(args.method)
     hyperparameters = _parse_hyperparameters(registered, args.hyperparameters)
+    source = None
+    if args.hp_from:
+        from .tuning import check_applies, read_tuning_record, source_of
+
+        if args.hyperparameters:
+            raise ClbenchError("--hp-from and --hp together: the tuned setting is the whole setting")
+        tuned = read_tuning_record(args.hp_from)
+        check_applies(tuned, registered.name, protocol, Path(args.hp_from))
+        hyperparameters = registered.method.parse_hyperparameters(tuned.selected)
+        source = source_of(tuned)
     seeds = args.seeds if args.seeds is not None else list(protocol.seeds)
     if any(s < 0 for s in seeds):
         raise ClbenchError("seeds must be non-negative integers")
@@ -265,7 +300,8 @@ def cmd_evaluate(args) -> int:
 
     requests = [RunRequest(protocol, registered, hyperparameters, seed, data_root, args.device,
                            list(args.overrides), progress=not args.quiet, fast_path=args.fast_path,
-                           checkpoint_dir=checkpoints, notify=note(seed), sandbox=args.sandbox)
+                           checkpoint_dir=checkpoints, notify=note(seed), sandbox=args.sandbox,
+                           hyperparameter_source=source)
                 for seed in seeds]
     check_scenario(requests[0])
     from .loggers import listeners, open_folders, parse_targets
@@ -380,6 +416,72 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def _check_run_options(args) -> None:
+    """Seeds and executor options of `suite` and `tune` (one-line errors)."""
+    if args.seeds is not None and (any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds)):
+        raise ClbenchError("--seeds must be distinct non-negative integers")
+    if args.jobs < 1:
+        raise ClbenchError("--jobs must be at least 1")
+    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
+        raise ClbenchError(f"--time-limit must be a positive, finite number of seconds, not {args.time_limit}")
+    if args.ray_address and args.executor != "ray":
+        raise ClbenchError("--ray-address needs --executor ray")
+    if args.jobs > 1 and args.executor == "local":
+        raise ClbenchError("--jobs needs --executor process or ray (local runs one at a time)")
+
+
+def cmd_tune(args) -> int:
+    from .datasets import resolve_data_root
+    from .isolation import preload
+    from .plugins import get_registry
+    from .records import ensure_writable_dir
+    from .runner import resolve_device
+    from .tuning import parse_grid, settings, tune, tuning_protocol
+
+    protocol = _resolve_protocol(args.protocol, args.overrides)
+    if protocol.benchmark.stream != "evaluation":
+        raise ClbenchError("tune builds the tuning stream itself: leave benchmark.stream at evaluation")
+    _check_run_options(args)
+    if args.trials is not None and args.trials < 1:
+        raise ClbenchError("--trials must be at least 1")
+    registered = get_registry().get(args.method)
+    if protocol.benchmark.scenario not in registered.method.scenarios:
+        raise ClbenchError(f"{registered.name} does not support the {protocol.benchmark.scenario}-incremental "
+                           f"scenario of {protocol.name}")
+    grid = parse_grid(args.grid, registered.method)
+    source = "user" if grid else "method"
+    grid = grid or {k: list(v) for k, v in registered.method.search_space.items()}
+    if not grid:
+        raise ClbenchError(f"{registered.name} declares no search space; give the values to try with "
+                           "--grid KEY=V1,V2,...")
+    settings(grid, args.trials)  # a grid too large fails before anything runs
+    seeds = list(args.seeds if args.seeds is not None else protocol.seeds)
+    resolve_device(args.device)
+    data_root = resolve_data_root(args.data_root)
+    preload(tuning_protocol(protocol).benchmark, data_root)  # too small to hold out validation: exit 2
+    out = ensure_writable_dir(Path(args.out or Path("results") / "tuning" / f"{protocol.name}__{registered.name}"))
+    record, path = tune(registered, protocol, grid, source, args.trials, seeds, out, data_root, args.device,
+                        list(args.overrides), args.executor, args.jobs, time_limit_s=args.time_limit,
+                        ray_address=args.ray_address)
+    keys = list(record.search_space)
+    rows = []
+    for trial in record.trials:
+        scores = [a for a in trial.acc if a is not None]
+        spread = f" ± {statistics.stdev(scores) * 100:.2f}" if len(scores) > 1 else ""
+        acc = f"{trial.mean_acc * 100:.2f}{spread}" if trial.mean_acc is not None else f"failed: {trial.failure}"
+        mark = "<- selected" if trial.hyperparameters == record.selected else ""
+        rows.append([*(trial.hyperparameters.get(k) for k in keys), acc, mark])
+    print(f"{registered.name} on {protocol.name}'s tuning stream ({len(seeds)} seed(s) per setting; "
+          f"{'grid from --grid' if source == 'user' else 'the method' + chr(39) + 's search space'}):")
+    print(tabulate(rows, headers=[*keys, "tuning ACC (%)", ""], tablefmt="github", disable_numparse=True))
+    print(f"selected: {' '.join(f'{k}={v}' for k, v in record.selected.items())} "
+          f"({record.selection_rule})")
+    print(f"tuning record: {path}")
+    print(f"next: clbench evaluate {registered.name} --protocol {protocol.name} "
+          f"{''.join(f'--set {o} ' for o in args.overrides)}--hp-from {path}")
+    return 0
+
+
 def cmd_suite(args) -> int:
     from .suites import SUITES, check_outputs, existing_record, get_suite, plan, run_suite
 
@@ -393,16 +495,7 @@ def cmd_suite(args) -> int:
     if not args.name:
         raise ClbenchError("suite needs a NAME (or --list)")
     suite = get_suite(args.name)
-    if args.seeds is not None and (any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds)):
-        raise ClbenchError("--seeds must be distinct non-negative integers")
-    if args.jobs < 1:
-        raise ClbenchError("--jobs must be at least 1")
-    if args.time_limit is not None and not (math.isfinite(args.time_limit) and args.time_limit > 0):
-        raise ClbenchError(f"--time-limit must be a positive, finite number of seconds, not {args.time_limit}")
-    if args.ray_address and args.executor != "ray":
-        raise ClbenchError("--ray-address needs --executor ray")
-    if args.jobs > 1 and args.executor == "local":
-        raise ClbenchError("--jobs needs --executor process or ray (local runs one at a time)")
+    _check_run_options(args)
     runs = plan(suite, args.seeds)
     out = Path(args.out or Path("results") / "suites" / suite.name)
     check_outputs(runs, out)
@@ -545,6 +638,7 @@ COMMANDS = {
     "plugins": cmd_plugins,
     "check-plugin": cmd_check_plugin,
     "suite": cmd_suite,
+    "tune": cmd_tune,
     "leaderboard": cmd_leaderboard,
     "plot": cmd_plot,
     "verify": cmd_verify,

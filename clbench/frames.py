@@ -64,6 +64,9 @@ def record_row(record: RunRecord) -> dict[str, Any]:
         "plugin_version": record.method.version,
         "hyperparameters": canonical_json(hp),
         **_flat("hp", hp),
+        # default, user or tuned (records.HyperparameterSource); "unrecorded" in older records
+        "hp_source": source.kind if (source := record.method.hyperparameter_source) else "unrecorded",
+        "tuning_id": source.tuning_id or "" if source else "",
         "seed": record.seed,
         **{key: getattr(metrics, key) for key in METRIC_LABELS},
         "ff_auc_slope": metrics.forward_facilitation.auc_slope,

@@ -188,6 +188,8 @@ def leaderboard_frame(records: pd.DataFrame | Iterable[RunRecord | str | Path],
                         stored_exemplars_min=("exemplars", "min"),
                         stored_exemplars_max=("exemplars", "max"),
                         plugins=("plugin_label", _sorted_set),
+                        hp_sources=("hp_source", _sorted_set),
+                        tuning_ids=("tuning_id", _sorted_set),
                         clbench_versions=("clbench_version", _sorted_set),
                         run_ids=("run_id", tuple))
     for key in METRIC_LABELS:
@@ -270,7 +272,22 @@ def _footer_lines(table: pd.DataFrame, mark: str, code=lambda s: s) -> list[str]
         "entries with fewer than 2 seeds shared with it are not tested and not marked.",
         f"Records from clbench {_union(table, 'clbench_versions')}; methods from "
         f"{_union(table, 'plugins')}.",
+        *_tuning_lines(table),
     ]
+
+
+def _tuning_lines(table: pd.DataFrame) -> list[str]:
+    """Say which entries were tuned, and that tuned and untuned entries share the ranking."""
+    tuned = table.hp_sources.map(lambda kinds: "tuned" in kinds)
+    if not tuned.any():
+        return []
+    ids = ", ".join(sorted({i for ids in table.tuning_ids[tuned] for i in ids if i}))
+    line = ("(tuned): hyperparameters chosen by `clbench tune` on the protocol's tuning stream "
+            f"(tuning records {ids}).")
+    if not tuned.all():
+        line += (" The other entries use their defaults or hand-set values: this ranking puts "
+                 "tuned and untuned entries side by side.")
+    return [line]
 
 
 HEADERS = ["Rank", "Method", "Hyperparameters", "Environment", "Seeds", "Exemplars",
@@ -290,7 +307,8 @@ class _Style:
 def _cells(row: pd.Series, style: _Style) -> list[str]:
     """One entry's cells, in `HEADERS` order."""
     low, high = row.stored_exemplars_min, row.stored_exemplars_max
-    cells = [str(row["rank"]), style.text(row.method), style.text(hyperparameters_text(row.hyperparameters)),
+    hp = hyperparameters_text(row.hyperparameters) + (" (tuned)" if "tuned" in row.hp_sources else "")
+    cells = [str(row["rank"]), style.text(row.method), style.text(hp),
              style.text(row.environment), str(row.n_seeds), str(low) if low == high else f"{low}-{high}"]
     for key in METRIC_LABELS:
         mean, std, low, high = (row[f"{key}_{part}"] for part in ("mean", "std", "ci_low", "ci_high"))
@@ -444,6 +462,7 @@ def _entry_data(row: pd.Series) -> dict[str, Any]:
         "rank": int(row["rank"]),
         "method": row.method,
         "hyperparameters": json.loads(row.hyperparameters),
+        "hyperparameter_sources": list(row.hp_sources),
         "environment": row.environment,
         "plugins": list(row.plugins),
         "seeds": [int(s) for s in row.seeds],

@@ -128,6 +128,10 @@ class Method:
     stored_exemplars: Callable[[BaseModel, int, int], int] | None = None
     #: Per-phase checkpointing hooks; None means a killed run restarts from its first phase.
     checkpointing: Checkpointing | None = None
+    #: The values `clbench tune` tries per hyperparameter (a grid), from the sources the
+    #: method cites; budgets such as memory sizes belong to the comparison, not here.
+    #: Empty: `tune` needs `--grid`. See docs/tuning.md.
+    search_space: dict[str, tuple] = field(default_factory=dict)
 
     def exemplars(self, hyperparameters: BaseModel, n_tasks: int, n_classes: int) -> int:
         if self.stored_exemplars is None:
@@ -142,6 +146,13 @@ class Method:
             raise ValueError(f"method '{self.name}': scenarios must be a non-empty subset of {SCENARIOS}")
         if not (isinstance(self.hyperparameters, type) and issubclass(self.hyperparameters, BaseModel)):
             raise ValueError(f"method '{self.name}': hyperparameters must be a pydantic model class")
+        for key, values in self.search_space.items():
+            if key not in self.hyperparameters.model_fields:
+                raise ValueError(f"method '{self.name}': search_space names '{key}', which is not "
+                                 "one of its hyperparameters")
+            if isinstance(values, (str, bytes)) or not len(values):
+                raise ValueError(f"method '{self.name}': search_space['{key}'] must be a non-empty "
+                                 "sequence of values")
 
     def parse_hyperparameters(self, values: dict[str, Any]) -> BaseModel:
         """Validate `--hp` values against the method's model, with one-line errors."""

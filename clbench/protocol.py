@@ -77,6 +77,12 @@ class BenchmarkSpec(_Frozen):
                     "within a task) or class (one head over all classes); default: the "
                     "benchmark's own (docs/scenarios.md).",
     )
+    stream: Literal["evaluation", "tuning"] = Field(
+        default="evaluation",
+        description="evaluation: test on the dataset's test split; tuning: the same structure "
+                    "built from training images only, for choosing hyperparameters "
+                    "(docs/tuning.md). `clbench tune` sets it.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -219,7 +225,8 @@ SETUP_FIELDS = ("benchmark", "model", "training", "evaluation")
 
 #: Fields added after protocols were first hashed: at these values they are left out of
 #: the hash, so every earlier protocol (and record) keeps its hash.
-_UNHASHED_DEFAULTS = {("training", "augmentation"): "none", ("training", "precision"): "fp32"}
+_UNHASHED_DEFAULTS = {("training", "augmentation"): "none", ("training", "precision"): "fp32",
+                      ("benchmark", "stream"): "evaluation"}
 
 
 def _hashed_content(protocol_data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:

@@ -37,6 +37,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class HyperparameterSource(_Strict):
+    """Where a run's hyperparameters came from: the method's defaults, the user (`--hp`,
+    a suite's variant), or a tuning record (`evaluate --hp-from`, docs/tuning.md)."""
+
+    kind: Literal["default", "user", "tuned"]
+    #: For "tuned": the tuning record's id, how many settings it compared, and on which stream.
+    tuning_id: str | None = None
+    grid_size: Count | None = None
+    stream: str | None = None
+
+
 class MethodInfo(_Strict):
     name: str
     plugin: str
@@ -46,6 +57,8 @@ class MethodInfo(_Strict):
     #: sha256 over the plugin distribution's installed files (clbench.provenance); None
     #: for methods registered in-process and for records written before it existed.
     plugin_digest: str | None = None
+    #: None in records written before it existed.
+    hyperparameter_source: HyperparameterSource | None = None
 
 
 class Versions(_Strict):
@@ -203,8 +216,9 @@ def integrity_hash(record: RunRecord) -> str:
     # fields added later are left out while empty, so older records keep their seal
     if body.get("audit") is None:
         body.pop("audit", None)
-    if body["method"].get("plugin_digest") is None:
-        body["method"].pop("plugin_digest", None)
+    for key in ("plugin_digest", "hyperparameter_source"):
+        if body["method"].get(key) is None:
+            body["method"].pop(key, None)
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 

@@ -75,6 +75,9 @@ class RunRequest:
     #: Deny the predictor process (and, with `clbench.sandbox`, this process) the data
     #: root, where the kernel supports Landlock.
     sandbox: bool = False
+    #: Where the hyperparameters came from (records.HyperparameterSource as a dict); None:
+    #: "default" when they equal the method's defaults, else "user".
+    hyperparameter_source: dict | None = None
 
     @property
     def run_id(self) -> str:
@@ -432,6 +435,7 @@ def run(request: RunRequest) -> RunRecord:
             "version": request.method.version,
             "plugin_digest": plugin_digest(request.method.plugin),
             "hyperparameters": request.hyperparameters.model_dump(mode="json"),
+            "hyperparameter_source": request.hyperparameter_source or default_source(request),
             "stored_exemplars": request.method.method.exemplars(
                 request.hyperparameters, protocol.benchmark.n_tasks, protocol.benchmark.n_classes),
         },
@@ -454,6 +458,13 @@ def run(request: RunRequest) -> RunRecord:
     )
     _tell(request.listeners, "run_end", record)
     return record
+
+
+def default_source(request: RunRequest) -> dict:
+    """"default" when the hyperparameters are the method's defaults, else "user"."""
+    defaults = request.method.method.hyperparameters().model_dump(mode="json")
+    same = request.hyperparameters.model_dump(mode="json") == defaults
+    return {"kind": "default" if same else "user"}
 
 
 def _harness_plugins(request: RunRequest, device: torch.device) -> list:

@@ -54,6 +54,8 @@ class PlannedRun:
     hyperparameters: object
     seed: int
     run_id: str
+    #: records.HyperparameterSource as a dict; None lets the runner infer default/user.
+    hyperparameter_source: dict | None = None
 
     @property
     def filename(self) -> str:
@@ -220,6 +222,7 @@ def _payload(planned: PlannedRun, data_root: Path, device: str, threads: int,
         "device": device,
         "overrides": list(planned.variant.overrides),
         "threads": threads,
+        "hyperparameter_source": planned.hyperparameter_source,
     }
 
 

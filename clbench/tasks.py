@@ -60,22 +60,36 @@ def preload(benchmark: BenchmarkSpec, data_root: Path) -> None:
     """Read the benchmark's dataset into the process cache and check that every task gets
     the samples the protocol asks for (a ClbenchError if the data is missing or too small)."""
     raw = load_raw(RAW_DATASET[benchmark.name], data_root)
+    tuning = benchmark.stream == "tuning"
     if benchmark.name == "permuted-mnist":
         _check_size(benchmark, "train", len(raw.train_y), "MNIST")
         _check_size(benchmark, "test", len(raw.test_y), "MNIST")
+        if tuning:
+            _validation_size(len(raw.train_y), benchmark.test_samples_per_task or len(raw.test_y),
+                             benchmark, "MNIST")
         return
     per_task = benchmark.n_classes // benchmark.n_tasks
-    for split, labels in (("train", raw.train_y), ("test", raw.test_y)):
-        by_class = torch.bincount(labels, minlength=benchmark.n_classes).tolist()
-        if benchmark.class_order == "fixed":
-            groups = [tuple(range(t * per_task, (t + 1) * per_task)) for t in range(benchmark.n_tasks)]
-            for t, classes in enumerate(groups):
-                _check_size(benchmark, split, sum(by_class[c] for c in classes),
-                            f"task {t} (classes {list(classes)})")
-        else:  # some seed may put the rarest classes into one task
-            rarest = sorted(sorted(range(benchmark.n_classes), key=lambda c: (by_class[c], c))[:per_task])
-            _check_size(benchmark, split, sum(by_class[c] for c in rarest),
-                        f"a task of the rarest classes {rarest} (a seeded class order can draw them)")
+    counts = {split: torch.bincount(labels, minlength=benchmark.n_classes).tolist()
+              for split, labels in (("train", raw.train_y), ("test", raw.test_y))}
+
+    def total(split, classes):
+        return sum(counts[split][c] for c in classes)
+
+    def rarest(split):
+        return sorted(sorted(range(benchmark.n_classes), key=lambda c: (counts[split][c], c))[:per_task])
+
+    if benchmark.class_order == "fixed":
+        groups = [(list(range(t * per_task, (t + 1) * per_task)), f"task {t}") for t in range(benchmark.n_tasks)]
+        checks = [(split, classes, f"{name} (classes {classes})") for classes, name in groups
+                  for split in ("train", "test")]
+    else:  # some seed may put the rarest classes into one task
+        checks = [(split, rarest(split), f"a task of the rarest classes {rarest(split)} (a seeded class "
+                   "order can draw them)") for split in ("train", "test")]
+    for split, classes, holder in checks:
+        _check_size(benchmark, split, total(split, classes), holder)
+        if tuning and split == "train":
+            _validation_size(total("train", classes), benchmark.test_samples_per_task or total("test", classes),
+                             benchmark, holder)
 
 
 def _check_size(benchmark: BenchmarkSpec, split: str, available: int, holder: str) -> None:
@@ -89,11 +103,48 @@ def _check_size(benchmark: BenchmarkSpec, split: str, available: int, holder: st
 
 
 def load_tasks(benchmark: BenchmarkSpec, data_root: Path, seed: int) -> list[Task]:
-    """The benchmark's tasks for one seed (data read from disk once per process)."""
+    """The benchmark's tasks for one seed (data read from disk once per process).
+
+    On the tuning stream (`benchmark.stream`), every task is built from training images
+    only: see `_holdout`, and docs/tuning.md.
+    """
     raw = load_raw(RAW_DATASET[benchmark.name], data_root)
     if benchmark.name == "permuted-mnist":
         return _permuted_tasks(benchmark, raw, seed)
     return _split_tasks(benchmark, raw, seed)
+
+
+#: Fewest validation images a tuning-stream task may have (fewer cannot rank settings).
+MIN_VALIDATION = 100
+
+
+def _validation_size(available: int, test_size: int, benchmark: BenchmarkSpec, holder: str) -> int:
+    """How many of `available` training images a tuning-stream task validates on (a
+    one-line ClbenchError when the training pool leaves too few)."""
+    wanted = benchmark.train_samples_per_task
+    room = available - wanted
+    size = min(test_size, room)
+    if size < min(MIN_VALIDATION, test_size):
+        most = available - min(MIN_VALIDATION, test_size)
+        raise ClbenchError(
+            f"the tuning stream holds out validation images from the training images of {holder}, "
+            f"which has {available} and trains on {wanted}, leaving {max(room, 0)}; tune with "
+            f"--set benchmark.train_samples_per_task=N, N at most {most}")
+    return size
+
+
+def _holdout(available: int, test_size: int, benchmark: BenchmarkSpec, seed: int, task: int,
+             holder: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The tuning stream's split of a task's `available` training images: (pool candidates,
+    validation), as sorted positions.
+
+    Validation gets as many images as the evaluation stream tests on (`test_size`), out of
+    what the task's training pool leaves over; the pool is then drawn from the rest as on
+    the evaluation stream. No test image is ever read.
+    """
+    size = _validation_size(available, test_size, benchmark, holder)
+    order = torch.randperm(available, generator=torch_generator(seed, "tuning-holdout", task))
+    return order[size:].sort().values, order[:size].sort().values
 
 
 def _subset(size: int, wanted: int | None, seed: int, *stream: object) -> torch.Tensor | None:
@@ -134,16 +185,24 @@ def _permuted_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> lis
     train, test_rows = _Standardiser(raw, raw.train_x), _Standardiser(raw, raw.test_x)
     n_pixels = raw.train_x[0].numel()
     tasks = []
+    shape = (-1, *benchmark.input_shape)  # permuted pixels, kept in the image's shape
     for t in range(benchmark.n_tasks):
-        permutation = torch.randperm(n_pixels, generator=torch_generator(seed, "permutation", t))
-        pool = _subset(available, benchmark.train_samples_per_task, seed, "pool", t)
-        test = _subset(test_available, benchmark.test_samples_per_task, seed, "test", t)
+        if benchmark.stream == "tuning":  # other permutations; validation from training images
+            permutation = torch.randperm(n_pixels, generator=torch_generator(seed, "tuning-permutation", t))
+            rest, validation = _holdout(available, benchmark.test_samples_per_task or test_available,
+                                        benchmark, seed, t, f"task {t}")
+            pick = _subset(len(rest), benchmark.train_samples_per_task, seed, "pool", t)
+            pool = rest if pick is None else rest[pick]
+            test_x, test_y = train.rows(validation), raw.train_y[validation]
+        else:
+            permutation = torch.randperm(n_pixels, generator=torch_generator(seed, "permutation", t))
+            pool = _subset(available, benchmark.train_samples_per_task, seed, "pool", t)
+            test = _subset(test_available, benchmark.test_samples_per_task, seed, "test", t)
+            test_x, test_y = test_rows.rows(test), (raw.test_y if test is None else raw.test_y[test])
         ty = raw.train_y if pool is None else raw.train_y[pool]
-        ey = raw.test_y if test is None else raw.test_y[test]
-        shape = (-1, *benchmark.input_shape)  # permuted pixels, kept in the image's shape
         tasks.append(Task(
             train.rows(pool)[:, permutation].contiguous().view(shape), ty.clone(),
-            test_rows.rows(test)[:, permutation].contiguous().view(shape), ey.clone(), tuple(range(10)),
+            test_x[:, permutation].contiguous().view(shape), test_y.clone(), tuple(range(10)),
         ))
     return tasks
 
@@ -159,16 +218,24 @@ def _split_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> list[T
         wanted = torch.tensor(classes)
         train_idx = torch.isin(raw.train_y, wanted).nonzero().squeeze(1)
         test_idx = torch.isin(raw.test_y, wanted).nonzero().squeeze(1)
+        holder = f"task {t} (classes {list(classes)})"
         for split, index in (("train", train_idx), ("test", test_idx)):
-            _check_size(benchmark, split, len(index), f"task {t} (classes {list(classes)})")
+            _check_size(benchmark, split, len(index), holder)
+        if benchmark.stream == "tuning":  # validation carved from the task's training images
+            rest, validation = _holdout(len(train_idx), benchmark.test_samples_per_task or len(test_idx),
+                                        benchmark, seed, t, holder)
+            test_x, test_y = raw.train_x[train_idx[validation]], raw.train_y[train_idx[validation]]
+            train_idx = train_idx[rest]
+        else:
+            test = _subset(len(test_idx), benchmark.test_samples_per_task, seed, "test", t)
+            test_idx = test_idx if test is None else test_idx[test]
+            test_x, test_y = raw.test_x[test_idx], raw.test_y[test_idx]
         pool = _subset(len(train_idx), benchmark.train_samples_per_task, seed, "pool", t)
-        test = _subset(len(test_idx), benchmark.test_samples_per_task, seed, "test", t)
         train_idx = train_idx if pool is None else train_idx[pool]
-        test_idx = test_idx if test is None else test_idx[test]
         shape = (-1, *benchmark.input_shape)
         tasks.append(Task(
             raw.standardised(raw.train_x[train_idx]).view(shape), _labels(raw.train_y[train_idx], classes, benchmark),
-            raw.standardised(raw.test_x[test_idx]).view(shape), _labels(raw.test_y[test_idx], classes, benchmark),
+            raw.standardised(test_x).view(shape), _labels(test_y, classes, benchmark),
             classes,
         ))
     return tasks

@@ -126,6 +126,8 @@ def payload(record: RunRecord, data_root: Path, device: str | None) -> dict:
         "device": device or record.device,
         "overrides": list(record.protocol_overrides),
         "threads": record.hardware.torch_threads,
+        "hyperparameter_source": (record.method.hyperparameter_source.model_dump(mode="json")
+                                  if record.method.hyperparameter_source else None),
     }
 
 

@@ -212,6 +212,14 @@ GROUPS = (
                 "clbench env-matrix -p pmnist-10 --set environment.kind=stochastic-power-law --seed 3", prompt=True),
         Example("metrics-worked-example", f"python - <<'EOF'\n{METRICS_WORKED}EOF\n", source="py"),
     )),
+    Group("tuning", kind="trains", examples=(
+        Example("tuning-tune", prompt=True, stdout=True, script=(
+            "clbench tune si --protocol smoke --set training.epochs=1 --seeds 0 1 "
+            "--grid si_lambda=0.1,10,1000 --data-root ../shared/data --out tuning\n")),
+        Example("tuning-evaluate", prompt=True, stdout=True, script=(
+            "clbench evaluate si --protocol smoke --set training.epochs=1 --seeds 0 1 "
+            "--hp-from tuning/smoke__si__tuning__*.json --data-root ../shared/data --out results -q\n")),
+    )),
     Group("notebooks", repo=True, examples=(
         Example("notebooks-split-mnist", f"python - <<'EOF'\n{NOTEBOOK}EOF\n", source="py"),
     )),

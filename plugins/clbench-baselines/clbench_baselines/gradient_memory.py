@@ -65,6 +65,8 @@ METHODS = [
         description="Gradient Episodic Memory: project gradients so no past phase's memory loss rises.",
         stored_exemplars=per_experience,
         checkpointing=checkpointing.GEM,
+        # Lopez-Paz & Ranzato 2017 search the margin gamma in {0, 0.5, 1}
+        search_space={"memory_strength": (0.0, 0.5, 1.0)},
     ),
     Method(
         name="agem",

@@ -6,6 +6,8 @@ snapshots, importance weights or a copy of the previous model instead.
 
 from __future__ import annotations
 
+import math
+
 from typing import Literal
 
 from pydantic import Field
@@ -128,7 +130,8 @@ def _si_plugin(si_lambda: float, eps: float):
     copy, but on the CPU it is a view of the live parameter, so the reference weights,
     the before/after-step weights and hence every importance stay zero and SI trains
     exactly like `naive`. This subclass runs the plugin's hooks with a version of
-    `extract_weights` that clones; nothing else changes.
+    `extract_weights` that clones, and consolidates importances without Avalanche's
+    clamp to 0.001 (see `after_training_exp`).
     """
     from contextlib import contextmanager
 
@@ -163,8 +166,13 @@ def _si_plugin(si_lambda: float, eps: float):
                 super().after_training_iteration(strategy, **kwargs)
 
         def after_training_exp(self, strategy, **kwargs):
+            # Avalanche 0.6 clamps every importance to at most 0.001 here (clip_to=0.001),
+            # which Zenke et al. 2017 do not: it makes si_lambda about a thousand times
+            # weaker on the weights that matter, so SI trained almost like naive. Unclamped,
+            # si_lambda is the paper's c.
             with copying_snapshots():
-                super().after_training_exp(strategy, **kwargs)
+                Plugin.update_ewc_data(strategy.model, self.ewc_data, self.syn_data, math.inf,
+                                       self.excluded_parameters, 1, eps=self.eps)
 
     return CopyingSynapticIntelligencePlugin(si_lambda=si_lambda, eps=eps)
 
@@ -192,6 +200,8 @@ METHODS = [
         description="Elastic Weight Consolidation, offline: every past phase's Fisher penalty (merged into one quadratic by default).",
         stored_exemplars=no_exemplars,
         checkpointing=checkpointing.EWC,
+        # van de Ven et al. 2022 (GMvandeVen/continual-learning) search lambda over powers of ten
+        search_space={"ewc_lambda": (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0)},
     ),
     Method(
         name="online-ewc",
@@ -201,6 +211,9 @@ METHODS = [
         description="Online EWC: one running Fisher penalty, decayed after each phase.",
         stored_exemplars=no_exemplars,
         checkpointing=checkpointing.EWC,
+        # lambda as for EWC; gamma as in Schwarz et al. 2018 and van de Ven's grid
+        search_space={"ewc_lambda": (1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0),
+                      "decay_factor": (0.5, 0.9, 1.0)},
     ),
     Method(
         name="si",
@@ -210,6 +223,9 @@ METHODS = [
         description="Synaptic Intelligence: path-integral parameter importance.",
         stored_exemplars=no_exemplars,
         checkpointing=checkpointing.SI,
+        # c over powers of ten (Zenke et al. 2017 report c=0.1 on permuted MNIST; van de Ven's
+        # grid reaches 10^4 for the class- and domain-incremental scenarios)
+        search_space={"si_lambda": (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0)},
     ),
     Method(
         name="mas",
@@ -219,6 +235,8 @@ METHODS = [
         description="Memory Aware Synapses: output-sensitivity parameter importance.",
         stored_exemplars=no_exemplars,
         checkpointing=checkpointing.MAS,
+        # Aljundi et al. 2018 and Avalanche's examples: lambda around 1
+        search_space={"lambda_reg": (0.1, 1.0, 10.0, 100.0)},
     ),
     Method(
         name="lwf",
@@ -228,5 +246,7 @@ METHODS = [
         description="Learning without Forgetting: distillation from the previous phase's model.",
         stored_exemplars=no_exemplars,
         checkpointing=checkpointing.LWF,
+        # Li & Hoiem 2017 use alpha=1, T=2; Mammoth and PyCIL search alpha around it
+        search_space={"alpha": (0.5, 1.0, 2.0, 5.0, 10.0), "temperature": (1.0, 2.0)},
     ),
 ]

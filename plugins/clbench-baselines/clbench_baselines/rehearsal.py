@@ -123,6 +123,8 @@ METHODS = [
         description="Dark Experience Replay++: replay with stored logits (beta=0 gives DER).",
         stored_exemplars=buffer_size,
         checkpointing=checkpointing.DER,
+        # Buzzega et al. 2020 (Mammoth's best_args): alpha and beta around 0.1-1
+        search_space={"alpha": (0.1, 0.3, 0.5, 1.0), "beta": (0.5, 1.0)},
     ),
     Method(
         name="er-ace",
