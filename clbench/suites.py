@@ -155,6 +155,43 @@ def _paper_class_incremental(protocol: str = "smnist-5",
     return suite
 
 
+#: The hyperparameters van de Ven & Tolias 2019 report per scenario (GMvandeVen/continual-
+#: learning, `preprints` branch, param_values.py), as clbench's baselines name them.
+VANDEVEN_2019_HYPERPARAMETERS = {
+    "vdv-smnist-task": {"ewc": ("ewc_lambda=1e7",), "online-ewc": ("ewc_lambda=1e8", "decay_factor=0.8"),
+                        "si": ("si_lambda=50",)},
+    "vdv-smnist-domain": {"ewc": ("ewc_lambda=1e6",), "online-ewc": ("ewc_lambda=1e8", "decay_factor=0.7"),
+                          "si": ("si_lambda=500",)},
+    "vdv-smnist-class": {"ewc": ("ewc_lambda=1e8",), "online-ewc": ("ewc_lambda=1e9", "decay_factor=0.8"),
+                         "si": ("si_lambda=0.5",)},
+    "vdv-pmnist-task": {"ewc": ("ewc_lambda=500",), "online-ewc": ("ewc_lambda=500", "decay_factor=0.8"),
+                        "si": ("si_lambda=5",)},
+    "vdv-pmnist-domain": {"ewc": ("ewc_lambda=500",), "online-ewc": ("ewc_lambda=1000", "decay_factor=0.9"),
+                          "si": ("si_lambda=5",)},
+}
+
+
+def _vandeven_reference(protocol: str) -> Callable[[], Suite]:
+    """van de Ven & Tolias 2019 on one scenario: the bounds (naive sequential, naive on the
+    cumulative environment), EWC, online EWC and SI with clbench's defaults and with the
+    paper's values, LwF, and iCaRL with the paper's 2,000-image budget where it applies.
+    The published numbers beside them: clbench.references."""
+
+    def suite() -> Suite:
+        published = VANDEVEN_2019_HYPERPARAMETERS[protocol]
+        variants = [Variant(protocol, "naive"), Variant(protocol, "naive", ("environment.kind=cumulative",))]
+        for method in ("ewc", "online-ewc", "si"):
+            variants += [Variant(protocol, method), Variant(protocol, method, (), published[method])]
+        variants.append(Variant(protocol, "lwf"))
+        if protocol.endswith("-class"):
+            variants.append(Variant(protocol, "icarl", (), ("memory_size=2000",)))
+        return Suite(f"reference-{protocol}",
+                     f"{protocol}: van de Ven & Tolias 2019's methods, clbench defaults and the paper's "
+                     "hyperparameters, beside the published ACC", tuple(variants))
+
+    return suite
+
+
 SUITES: dict[str, Callable[[], Suite]] = {
     "smoke-environments": _smoke_environments,
     "paper-environments": _paper_environments,
@@ -166,6 +203,7 @@ SUITES: dict[str, Callable[[], Suite]] = {
     # no cumulative bound: its last phase (all 100,000 images) passes the memory bound
     "paper-class-incremental-stinyimagenet": _paper_class_incremental(
         "stinyimagenet-10-class", CLASS_INCREMENTAL_ENVIRONMENTS[:-1]),
+    **{f"reference-{name}": _vandeven_reference(name) for name in VANDEVEN_2019_HYPERPARAMETERS},
 }
 
 

@@ -3,6 +3,9 @@
     python leaderboards/regenerate.py            # rewrite leaderboards/<suite>/{leaderboard.*,plots/}
     python leaderboards/regenerate.py --check    # exit 1 if any committed output differs
 
+Reference suites (`reference-*`) also get `comparison.md`: clbench's ACC beside the
+published numbers of `clbench.references`.
+
 Each suite folder holds `records/` (the JSON run records, as `clbench suite` wrote them);
 everything else in the folder is derived from them, byte for byte.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 from clbench.leaderboard import leaderboard_frame, read_records, render
 from clbench.plots import write_plots
 from clbench.records import write_atomic
+from clbench.references import comparison_table
 
 HERE = Path(__file__).resolve().parent
 FORMATS = {"md": "leaderboard.md", "latex": "leaderboard.tex", "csv": "leaderboard.csv"}
@@ -35,7 +39,21 @@ def build(folder: Path, target: Path) -> list[Path]:
         write_atomic(path, render(board, fmt))
         written.append(path)
     written += write_plots([folder / "records"], target / "plots")
+    comparison = comparison_table(board, _defaults())
+    if comparison:  # a reference suite: clbench beside the published numbers
+        path = target / "comparison.md"
+        write_atomic(path, f"# {folder.name}: clbench beside the published numbers\n\n"
+                           "ACC in %, mean ± std over seeds; gap = clbench - published. "
+                           "`leaderboards/README.md` explains the gaps.\n\n" + comparison)
+        written.append(path)
     return written
+
+
+def _defaults() -> dict[str, dict]:
+    from clbench.plugins import get_registry
+
+    registry = get_registry()
+    return {name: m.method.hyperparameters().model_dump(mode="json") for name, m in registry.methods.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

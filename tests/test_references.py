@@ -1,0 +1,65 @@
+"""The van de Ven & Tolias 2019 reference presets and suites, and the published-number
+comparison `leaderboards/regenerate.py` writes for them (issue 11)."""
+
+from __future__ import annotations
+
+import pytest
+
+from clbench.leaderboard import leaderboard_frame, read_records
+from clbench.plugins import get_registry
+from clbench.presets import get_protocol
+from clbench.protocol import apply_overrides
+from clbench.references import PUBLISHED, comparison_table
+from clbench.suites import SUITES, VANDEVEN_2019_HYPERPARAMETERS, get_suite, plan
+
+TINY = ["benchmark.train_samples_per_task=500", "benchmark.test_samples_per_task=200",
+        "evaluation.curve_test_samples=100", "training.epochs=1"]
+
+
+@pytest.mark.parametrize("name", sorted(VANDEVEN_2019_HYPERPARAMETERS))
+def test_the_reference_presets_meet_the_papers_iteration_counts(name):
+    protocol = get_protocol(name)
+    t = protocol.training
+    iterations = t.epochs * protocol.benchmark.train_samples_per_task // t.batch_size
+    split = name.startswith("vdv-smnist")
+    assert iterations == (2000 if split else 5000)
+    assert protocol.benchmark.train_samples_per_task % t.batch_size == 0  # no partial batch
+    assert (t.optimizer, t.lr, t.batch_size) == ("adam", 1e-3 if split else 1e-4, 128)
+    assert protocol.model.hidden == ((400, 400) if split else (1000, 1000))
+    assert protocol.benchmark.scenario == name.rsplit("-", 1)[1]
+    assert protocol.environment.kind == "sequential" and protocol.benchmark.test_samples_per_task is None
+
+
+def test_every_reference_suite_plans_and_names_a_published_row_for_its_methods():
+    for name in VANDEVEN_2019_HYPERPARAMETERS:
+        runs = plan(get_suite(f"reference-{name}"))  # every hyperparameter is valid for its method
+        assert {r.seed for r in runs} == {0, 1, 2}
+        methods = {r.registered.name for r in runs}
+        assert {"naive", "ewc", "online-ewc", "si", "lwf"} <= methods
+        assert ("icarl" in methods) == name.endswith("-class")
+        if name in ("vdv-smnist-class", "vdv-smnist-domain", "vdv-smnist-task"):
+            for method in ("naive", "ewc", "online-ewc", "si", "lwf"):
+                assert (name, method, "sequential") in PUBLISHED
+    assert "reference-vdv-smnist-class" in SUITES
+
+
+def test_the_comparison_puts_clbench_beside_the_published_number(cli, data_root, tmp_path):
+    for method, hp in (("naive", []), ("ewc", []), ("ewc", ["--hp", "ewc_lambda=1e8"])):
+        code, _, err = cli("evaluate", method, "--protocol", "vdv-smnist-class", "--seeds", "0", "-q",
+                           *sum((["--set", o] for o in TINY), []), *hp,
+                           "--data-root", data_root, "--out", tmp_path)
+        assert code == 0, err
+    board = leaderboard_frame(read_records([tmp_path]))
+    defaults = {n: m.method.hyperparameters().model_dump(mode="json") for n, m in get_registry().methods.items()}
+    table = comparison_table(board, defaults)
+    lines = table.splitlines()
+    assert "Published: van de Ven & Tolias 2019, arXiv 1904.07734, Table 4 (20 seeds)." in lines
+    none = next(line for line in lines if line.startswith("| None |"))
+    acc = board.loc[board.method == "naive", "acc_mean"].iloc[0] * 100
+    assert f"| None | 19.90 | naive | defaults | {acc:.2f} | {acc - 19.90:+.2f} |" == none
+    ewc = [line for line in lines if line.startswith("| EWC |")]
+    assert len(ewc) == 2 and any("ewc_lambda=100000000.0" in line for line in ewc)
+    assert any("| defaults |" in line for line in ewc)
+    # a protocol without published numbers gives no comparison
+    other = apply_overrides(get_protocol("smoke"), [])
+    assert other.name not in {key[0] for key in PUBLISHED}
