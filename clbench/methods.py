@@ -65,6 +65,11 @@ class StrategyContext:
     #: task on a split's "domain" and "task" scenarios (2 on Split MNIST).
     n_classes: int = 10
     n_tasks: int = 1
+    #: The harness's training augmentation (`training.augmentation`: "none" or "crop-flip"),
+    #: applied to every minibatch before the method sees it; for methods whose own steps
+    #: depend on it (iCaRL averages class means over mirrored images only when flips are
+    #: part of the data's augmentation).
+    augmentation: str = "none"
 
     def strategy_kwargs(self) -> dict[str, Any]:
         """Keyword arguments every Avalanche `SupervisedTemplate` subclass accepts.

@@ -168,6 +168,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
         scenario=protocol.benchmark.scenario,
         n_classes=protocol.benchmark.output_classes,
         n_tasks=protocol.benchmark.n_tasks,
+        augmentation=protocol.training.augmentation,
     )
     strategy = request.method.method.factory(context, request.hyperparameters)
     if not isinstance(strategy, SupervisedTemplate):
