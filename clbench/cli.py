@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     suite.add_argument("--jobs", type=int, default=1, metavar="N", help="parallel runs (process executor)")
     suite.add_argument("--time-limit", type=float, metavar="SECONDS",
                        help="stop any run that takes longer (recorded as failed)")
+    suite.add_argument("--sandbox", action="store_true",
+                       help="deny the methods the data root (Linux Landlock; local executor; docs/trust.md)")
 
     tune = commands.add_parser("tune", help="choose hyperparameters on the protocol's tuning stream "
                                             "(never its test data)")
@@ -494,8 +496,19 @@ def cmd_suite(args) -> int:
         return 0
     if not args.name:
         raise ClbenchError("suite needs a NAME (or --list)")
-    suite = get_suite(args.name)
     _check_run_options(args)
+    if args.sandbox:
+        # every worker would start its own harness process, which must read the data root
+        if args.executor != "local":
+            raise ClbenchError("--sandbox runs with --executor local only (each worker process would "
+                               "need the data root for its own harness process)")
+        if args.dry_run:
+            raise ClbenchError("--sandbox and --dry-run together: a dry run runs no method")
+        from .datasets import resolve_data_root
+        from .sandbox import enter
+
+        enter(resolve_data_root(args.data_root), [Path(args.out or Path("results") / "suites" / args.name)])
+    suite = get_suite(args.name)  # after the sandbox: this imports the plugins
     runs = plan(suite, args.seeds)
     out = Path(args.out or Path("results") / "suites" / suite.name)
     check_outputs(runs, out)
@@ -516,7 +529,7 @@ def cmd_suite(args) -> int:
         preload(benchmark, data_root)
     out = ensure_writable_dir(out)
     outcome = run_suite(runs, out, data_root, args.device, executor=args.executor, jobs=args.jobs,
-                        time_limit_s=args.time_limit, ray_address=args.ray_address)
+                        time_limit_s=args.time_limit, ray_address=args.ray_address, sandbox=args.sandbox)
     print(f"suite {suite.name}: {len(outcome.completed)} run, {len(outcome.skipped)} already done, "
           f"{len(outcome.failed)} failed; records in {out}")
     for planned, reason in outcome.failed:

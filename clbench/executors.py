@@ -50,6 +50,7 @@ def run_payload(payload: dict) -> str:
                          payload["device"], payload["overrides"], time_limit_s=payload["time_limit_s"],
                          checkpoint_dir=Path(folder) if folder else None,
                          hyperparameter_source=payload.get("hyperparameter_source"),
+                         sandbox=bool(payload.get("sandbox")),
                          notify=lambda line: print(f"{registered.name} seed {payload['seed']}: {line}",
                                                    file=sys.stderr, flush=True))
     return run(request).model_dump_json()

@@ -275,7 +275,8 @@ def check_outputs(runs: list[PlannedRun], out: Path) -> None:
 def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = "cpu",
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
               executor: str = "local", jobs: int = 1, threads: int | None = None,
-              time_limit_s: float | None = None, ray_address: str | None = None) -> SuiteOutcome:
+              time_limit_s: float | None = None, ray_address: str | None = None,
+              sandbox: bool = False) -> SuiteOutcome:
     """Run every planned run that has no valid record in `out` yet, writing each record.
 
     `local` runs one after another in this process; `process` runs `jobs` at a time in
@@ -335,7 +336,8 @@ def run_suite(runs: list[PlannedRun], out: Path, data_root: Path, device: str = 
 
     with make_executor(executor, jobs, device, threads, ray_address) as running:
         try:
-            running.start({planned.run_id: _payload(planned, data_root, device, threads, time_limit_s, checkpoints)
+            running.start({planned.run_id: {**_payload(planned, data_root, device, threads, time_limit_s,
+                                                       checkpoints), "sandbox": sandbox}
                            for planned in todo})
             for rid, record_json, error in running.results():
                 handle(rid, record_json, error)

@@ -15,6 +15,7 @@ import clbench
 from clbench.errors import ClbenchError
 from clbench.leaderboard import read_records, render
 from clbench.metrics import METRIC_LABELS
+from legacy import unaudited_copy
 
 REPO = Path(__file__).resolve().parents[1]
 SPLIT = REPO / "leaderboards" / "split-mnist"
@@ -40,7 +41,8 @@ def test_one_tidy_row_per_record(split_runs):
     assert set(replay["hp.mem_size"]) == {200} and split_runs[split_runs.method == "naive"]["hp.mem_size"].isna().all()
     gem = split_runs[split_runs.method == "gem"].iloc[0]
     assert (gem["hp.memory_strength"], gem["hp.patterns_per_exp"]) == (0.5, 256)
-    assert not any(c.startswith("audit.") for c in split_runs.columns)  # these records predate audits
+    # every committed record carries the harness's audit and where its hyperparameters came from
+    assert split_runs["audit.steps"].notna().all() and set(split_runs.hp_source) == {"default"}
     record = read_records([files[0]])[0]
     row = split_runs.set_index("run_id").loc[record.run_id]
     assert row.acc == record.metrics.acc and row.seed == record.seed
@@ -82,17 +84,19 @@ def test_leaderboard_frame_is_the_committed_table():
     pd.testing.assert_frame_equal(clbench.leaderboard_frame([ENVIRONMENTS / "records"]), board)
 
 
-def test_audit_blocks_become_columns():
-    folder = REPO / "docs" / "examples" / "runs" / "reproducibility" / "a"
-    records = read_records([folder])
-    if getattr(records[0], "audit", None) is None:
-        pytest.skip("these records carry no audit block")
-    runs = clbench.load_records([folder])
-    assert runs.loc[0, "audit.steps"] == records[0].audit.steps
-    assert runs.loc[0, "audit.stored_samples"] == records[0].audit.stored_samples
+def test_audit_blocks_become_columns(tmp_path):
+    files = sorted((SPLIT / "records").glob("*.json"))[:2]
+    records = read_records(files)
+    runs = clbench.load_records(files)
+    for i, record in enumerate(records):
+        row = runs.set_index("run_id").loc[record.run_id]
+        assert row["audit.steps"] == record.audit.steps
+        assert row["audit.stored_samples"] == record.audit.stored_samples
     assert "audit.phases" not in runs.columns  # per-phase lists stay in the record
-    mixed = clbench.load_records([folder, SPLIT / "records"])
-    assert mixed["audit.steps"].notna().sum() == 1  # records without an audit: NaN
+    older = unaudited_copy(files[0], tmp_path / "older")
+    mixed = clbench.load_records([older, files[1]])
+    assert mixed["audit.steps"].notna().sum() == 1  # a record without an audit: NaN
+    assert sorted(mixed.hp_source) == ["default", "unrecorded"]
 
 
 def test_bad_inputs_are_clbench_errors(tmp_path):

@@ -118,6 +118,17 @@ def test_sandbox_denies_the_data_root_to_the_method(tmp_path, data_root):
     assert result.startswith("RESULT completed")  # the harness process still reads the data
 
 
+@pytest.mark.skipif(landlock_abi() < 1, reason="the kernel offers no Landlock")
+def test_a_suite_runs_in_the_sandbox_with_the_local_executor_only(tmp_path, data_root):
+    base = [sys.executable, "-m", "clbench", "suite", "smoke-environments", "--seeds", "0", "--sandbox",
+            "--data-root", str(data_root), "--out", str(tmp_path / "out")]
+    refused = subprocess.run([*base, "--executor", "process"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--executor local only" in refused.stderr
+    done = subprocess.run(base, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr  # the harness process still reads the data
+    assert len(list((tmp_path / "out").glob("*.json"))) == 3
+
+
 def test_the_harness_answers_only_the_protocols_schedule(tmp_path, data_root):
     result, _, _ = _attack(tmp_path, data_root, "oracle-abuser")
     assert result.startswith("RESULT failed IsolationRefused")

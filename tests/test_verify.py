@@ -22,6 +22,7 @@ from clbench.protocol import apply_overrides
 from clbench.records import canonical_json, read_record, run_id
 from clbench.runner import RunRequest, run
 from clbench.testing import _Interrupted, _Interrupter
+from legacy import unaudited_copy
 
 SMALL = ["benchmark.train_samples_per_task=300", "benchmark.test_samples_per_task=200",
          "evaluation.curve_test_samples=100", "training.epochs=1"]
@@ -157,9 +158,9 @@ def test_a_raw_nan_is_refused_on_read(cli, record_file, tmp_path):
 
 
 def test_leaderboard_strict_leaves_out_unaudited_records(cli, record_file, tmp_path):
-    old = sorted((Path(__file__).parents[1] / "leaderboards" / "split-mnist" / "records").glob("*.json"))[0]
-    for path in (old, record_file):
-        (tmp_path / path.name).write_text(path.read_text())
+    committed = sorted((Path(__file__).parents[1] / "leaderboards" / "split-mnist" / "records").glob("*.json"))[0]
+    unaudited_copy(committed, tmp_path)  # as records were before the audit existed
+    (tmp_path / record_file.name).write_text(record_file.read_text())
     code, out, err = cli("leaderboard", tmp_path, "--strict", "--format", "csv")
     assert code == 0 and "--strict: left out 1 of 2 record(s) without an audit block" in err
     assert "l2-anchor" in out and "smnist-5" not in out
