@@ -421,7 +421,8 @@ def _switch_environment(env: dict[str, Any], kind: Any) -> dict[str, Any]:
     cls = ENVIRONMENT_KINDS.get(kind) if isinstance(kind, str) else None
     if cls is None:
         return {**env, "kind": kind}  # validation reports the bad kind
-    old = ENVIRONMENT_KINDS.get(env.get("kind"))
+    previous = env.get("kind")  # an earlier `--set environment.kind=` may have set any value
+    old = ENVIRONMENT_KINDS.get(previous) if isinstance(previous, str) else None
     own = cls.own_parameters | (old.own_parameters if old is not None else frozenset())
     kept = {key: value for key, value in env.items()
             if key in cls.model_fields and (key not in own or old is cls)}

@@ -42,6 +42,12 @@ if __name__ == "__main__":
 '''
 
 
+def _ctrl_c_reaches_it() -> None:
+    """Undo an inherited SIG_IGN for SIGINT (a shell starts background jobs that way), so
+    the command under test gets Ctrl-C as it would in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_suite(tmp_path: Path, data_root: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER)
@@ -50,7 +56,7 @@ def _start_suite(tmp_path: Path, data_root: Path, *extra: str) -> tuple[subproce
                "--data-root", str(data_root), "--out", str(out), *extra]
     # a session of its own: killpg then reaches the driver and its workers, as a terminal's Ctrl-C does
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, cwd=REPO)
+                               start_new_session=True, cwd=REPO, preexec_fn=_ctrl_c_reaches_it)
     return process, out
 
 
@@ -164,7 +170,8 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line(after):
     outside clbench's reach.
     """
     command = [sys.executable, "-X", "importtime", "-m", "clbench", "suite", "--list"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                               preexec_fn=_ctrl_c_reaches_it)
     for line in process.stderr:
         if line.rstrip().endswith(f"| {after}") or line.rstrip().endswith(f"|   {after}"):
             break
@@ -185,7 +192,7 @@ def test_the_console_script_is_the_interrupt_safe_entry_point():
     if "clbench._entry" not in script.read_text(errors="replace"):
         pytest.skip("the console script predates clbench._entry: reinstall (pip install -e .)")
     process = subprocess.Popen([str(script), "suite", "--list"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
     time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
