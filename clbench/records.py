@@ -298,16 +298,24 @@ def write_record(record: RunRecord, folder: Path) -> Path:
 MAX_RECORD_BYTES = 64 * 2**20
 
 
-def read_record(path: Path) -> RunRecord:
-    """Load and validate one record, with a one-line error naming the file."""
+def read_bounded(path: Path, kind: str = "record") -> bytes:
+    """The bytes of a record file, refusing one too large to be a record (checked with stat
+    before reading) and turning OS errors into one line naming the file."""
     try:
         size = os.stat(path).st_size
         if size > MAX_RECORD_BYTES:
-            raise ClbenchError(f"record '{path}' is {size / 2**20:.0f} MiB; records are at most "
+            raise ClbenchError(f"{kind} '{path}' is {size / 2**20:.0f} MiB; records are at most "
                                f"{MAX_RECORD_BYTES // 2**20} MiB, so this is not one")
-        record = RunRecord.model_validate_json(Path(path).read_bytes())
+        return Path(path).read_bytes()
     except OSError as exc:
-        raise ClbenchError(f"cannot read record '{path}': {exc.strerror or exc}") from None
+        raise ClbenchError(f"cannot read {kind} '{path}': {exc.strerror or exc}") from None
+
+
+def read_record(path: Path) -> RunRecord:
+    """Load and validate one record, with a one-line error naming the file."""
+    data = read_bounded(path)
+    try:
+        record = RunRecord.model_validate_json(data)
     except ValidationError as exc:
         if _seal_broken(Path(path)):  # edited after clbench wrote it: say that, not what broke
             raise ClbenchError(f"record '{path}' fails its integrity check (sha256 mismatch): it was "

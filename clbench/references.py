@@ -74,16 +74,16 @@ def comparison_frame(board: pd.DataFrame) -> pd.DataFrame:
             mean = entry.acc_mean * 100
             rows.append({
                 "protocol": name, "published_label": published.label, "method": entry.method,
-                "hyperparameters": hp, "environment": kind, "seeds": int(entry.n_seeds),
+                "hyperparameters": hp, "hp_sources": tuple(entry.hp_sources), "environment": kind, "seeds": int(entry.n_seeds),
                 "acc": mean, "acc_std": entry.acc_std * 100, "published": published.acc,
                 "gap": mean - published.acc, "source": SOURCES[name],
             })
     return pd.DataFrame(rows)
 
 
-def comparison_table(board: pd.DataFrame, defaults: dict[str, dict]) -> str:
-    """Markdown: each published row with clbench's entries under it; `defaults` maps a
-    method to its default hyperparameters, to say which entry ran on them."""
+def comparison_table(board: pd.DataFrame) -> str:
+    """Markdown: each published row with clbench's entries under it, each saying where its
+    hyperparameters came from (the method's defaults, given, or tuned: as recorded)."""
     from .leaderboard import hyperparameters_text
 
     frame = comparison_frame(board)
@@ -97,8 +97,10 @@ def comparison_table(board: pd.DataFrame, defaults: dict[str, dict]) -> str:
         table = table.sort_values(["published", "published_label", "method", "acc"],
                                   ascending=[True, True, True, False], kind="stable")
         for _, row in table.iterrows():
-            hp = row.hyperparameters
-            which = "defaults" if hp == defaults.get(row.method, hp) else hyperparameters_text(hp)
+            if row.hp_sources == ("default",):
+                which = "defaults"
+            else:
+                which = hyperparameters_text(row.hyperparameters) + (" (tuned)" if "tuned" in row.hp_sources else "")
             env = "" if row.environment == "sequential" else f" ({row.environment})"
             std = f" ± {row.acc_std:.2f}" if row.seeds > 1 and pd.notna(row.acc_std) else ""
             lines.append(f"| {row.published_label} | {row.published:.2f} | {row.method}{env} | {which} | "

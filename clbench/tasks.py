@@ -83,8 +83,8 @@ def preload(benchmark: BenchmarkSpec, data_root: Path) -> None:
         checks = [(split, classes, f"{name} (classes {classes})") for classes, name in groups
                   for split in ("train", "test")]
     else:  # some seed may put the rarest classes into one task
-        checks = [(split, rarest(split), f"a task of the rarest classes {rarest(split)} (a seeded class "
-                   "order can draw them)") for split in ("train", "test")]
+        checks = [(split, classes, f"a task of the rarest classes {classes} (a seeded class order can "
+                   "draw them)") for split in ("train", "test") for classes in [rarest(split)]]
     for split, classes, holder in checks:
         _check_size(benchmark, split, total(split, classes), holder)
         if tuning and split == "train":

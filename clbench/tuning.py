@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ClbenchError
 from .inputs import one_line
 from .protocol import Protocol, apply_overrides, parse_value
+from .records import canonical_json, read_bounded, run_id, write_atomic
 
 SELECTION_RULE = ("highest mean final ACC over the seeds on the tuning stream; "
                   "ties go to the earlier setting in grid order; failed settings are never chosen")
@@ -164,14 +165,10 @@ def settings(space: dict[str, list[Any]], trials: int | None, seed: int = 0) -> 
 
 
 def tuning_id(protocol_hash: str, method: str, grid: list[dict], seeds: list[int]) -> str:
-    from .records import canonical_json
-
     return hashlib.sha256(canonical_json([protocol_hash, method, grid, seeds]).encode()).hexdigest()[:20]
 
 
 def integrity_hash(record: TuningRecord) -> str:
-    from .records import canonical_json
-
     body = record.model_dump(mode="json", exclude={"integrity"})
     return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
@@ -181,8 +178,6 @@ def tuning_filename(protocol_name: str, method: str, tid: str) -> str:
 
 
 def write_tuning_record(record: TuningRecord, folder: Path) -> Path:
-    from .records import write_atomic
-
     record = record.model_copy(update={"integrity": integrity_hash(record)})
     path = Path(folder) / tuning_filename(record.protocol["name"], record.method, record.tuning_id)
     write_atomic(path, record.model_dump_json(indent=2) + "\n")
@@ -192,12 +187,9 @@ def write_tuning_record(record: TuningRecord, folder: Path) -> Path:
 def read_tuning_record(path: str | Path) -> TuningRecord:
     """A tuning record, validated and its seal checked (one-line ClbenchError otherwise)."""
     path = Path(path)
+    data = read_bounded(path, "tuning record")
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ClbenchError(f"cannot read tuning record '{path}': {exc.strerror or exc}") from None
-    try:
-        record = TuningRecord.model_validate_json(text)
+        record = TuningRecord.model_validate_json(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(map(str, error["loc"]))
@@ -237,7 +229,6 @@ def tune(registered, protocol: Protocol, grid: dict[str, list[Any]], grid_source
     """Run every setting on the tuning stream (resuming finished runs), pick one, write the
     sealed tuning record into `out`, and return it with its path."""
     from .provenance import plugin_digest
-    from .records import run_id
     from .suites import PlannedRun, Variant, existing_record, run_suite
 
     if protocol.benchmark.stream != "evaluation":

@@ -39,7 +39,7 @@ def build(folder: Path, target: Path) -> list[Path]:
         write_atomic(path, render(board, fmt))
         written.append(path)
     written += write_plots([folder / "records"], target / "plots")
-    comparison = comparison_table(board, _defaults())
+    comparison = comparison_table(board)
     if comparison:  # a reference suite: clbench beside the published numbers
         path = target / "comparison.md"
         write_atomic(path, f"# {folder.name}: clbench beside the published numbers\n\n"
@@ -47,13 +47,6 @@ def build(folder: Path, target: Path) -> list[Path]:
                            "`leaderboards/README.md` explains the gaps.\n\n" + comparison)
         written.append(path)
     return written
-
-
-def _defaults() -> dict[str, dict]:
-    from clbench.plugins import get_registry
-
-    registry = get_registry()
-    return {name: m.method.hyperparameters().model_dump(mode="json") for name, m in registry.methods.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from clbench.leaderboard import leaderboard_frame, read_records
-from clbench.plugins import get_registry
 from clbench.presets import get_protocol
 from clbench.protocol import apply_overrides
 from clbench.references import PUBLISHED, comparison_table
@@ -50,8 +49,7 @@ def test_the_comparison_puts_clbench_beside_the_published_number(cli, data_root,
                            "--data-root", data_root, "--out", tmp_path)
         assert code == 0, err
     board = leaderboard_frame(read_records([tmp_path]))
-    defaults = {n: m.method.hyperparameters().model_dump(mode="json") for n, m in get_registry().methods.items()}
-    table = comparison_table(board, defaults)
+    table = comparison_table(board)
     lines = table.splitlines()
     assert "Published: van de Ven & Tolias 2019, arXiv 1904.07734, Table 4 (20 seeds)." in lines
     none = next(line for line in lines if line.startswith("| None |"))

@@ -240,6 +240,16 @@ def test_a_forged_tuning_record_is_refused(tuned, tmp_path):
     assert read_tuning_record(tmp_path / "resealed.json").selected_mean_acc == 0.99
 
 
+def test_a_huge_file_given_as_a_tuning_record_is_refused_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.json"
+    with open(huge, "wb") as handle:  # sparse: 100 MB that take no disk
+        handle.truncate(100 * 2**20)
+    with pytest.raises(ClbenchError, match=r"^tuning record '.*huge.json' is 100 MiB; records are at most 64 MiB"):
+        read_tuning_record(huge)
+    with pytest.raises(ClbenchError, match=r"^cannot read tuning record '.*absent.json'"):
+        read_tuning_record(tmp_path / "absent.json")
+
+
 # ------------------------------------------------------------------ search spaces and inputs
 
 
