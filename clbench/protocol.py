@@ -201,6 +201,12 @@ class TrainingSpec(_Frozen):
         default="fp32",
         description="Training forward and loss under autocast in bf16 or fp16 (fp16 with a "
                     "gradient scaler); weights, optimizer and evaluation stay fp32 (clbench.precision).")
+    optimizer_kernel: Literal["default", "foreach", "fused"] = Field(
+        default="default",
+        description="The optimizer's torch implementation. default: torch's own choice (one "
+                    "parameter at a time on CPU, foreach on CUDA); foreach: multi-tensor kernels; "
+                    "fused: one fused kernel (fastest). The same update in another floating-point "
+                    "order, so the numbers differ in the last bits: hashed, never switched silently.")
 
 
 class EvaluationSpec(_Frozen):
@@ -226,7 +232,7 @@ SETUP_FIELDS = ("benchmark", "model", "training", "evaluation")
 #: Fields added after protocols were first hashed: at these values they are left out of
 #: the hash, so every earlier protocol (and record) keeps its hash.
 _UNHASHED_DEFAULTS = {("training", "augmentation"): "none", ("training", "precision"): "fp32",
-                      ("benchmark", "stream"): "evaluation"}
+                      ("training", "optimizer_kernel"): "default", ("benchmark", "stream"): "evaluation"}
 
 
 def _hashed_content(protocol_data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -245,9 +251,10 @@ def _hashed_content(protocol_data: dict[str, Any], fields: tuple[str, ...]) -> d
 def content_hash(protocol_data: dict[str, Any], fields: tuple[str, ...] = HASHED_FIELDS) -> str:
     """sha256 over the canonical JSON of `fields` of a protocol's JSON-mode dump.
 
-    `benchmark.scenario`, `training.augmentation` and `training.precision` at their
-    defaults (the benchmark's own scenario, none, fp32) are left out, so protocols from
-    before those fields existed keep their hashes.
+    `benchmark.scenario`, `benchmark.stream`, `training.augmentation`,
+    `training.precision` and `training.optimizer_kernel` at their defaults (the
+    benchmark's own scenario, evaluation, none, fp32, default) are left out, so protocols
+    from before those fields existed keep their hashes.
     """
     content = _hashed_content(protocol_data, fields)
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))

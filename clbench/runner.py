@@ -100,11 +100,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+#: training.optimizer_kernel -> the torch optimizer keyword that selects it.
+OPTIMIZER_KERNELS = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
 def make_optimizer(training: TrainingSpec, model: nn.Module) -> torch.optim.Optimizer:
+    """The protocol's optimizer over the model built (and moved to its device) by the harness."""
+    kernel = OPTIMIZER_KERNELS[training.optimizer_kernel]
     if training.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum,
-                               weight_decay=training.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+                               weight_decay=training.weight_decay, **kernel)
+    return torch.optim.Adam(model.parameters(), lr=training.lr, weight_decay=training.weight_decay, **kernel)
 
 
 def seed_everything(seed: int) -> None:
