@@ -55,10 +55,15 @@ class MultiHeadNetwork(MultiTaskModule):
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x.flatten(1) if self.flatten else x)
 
-    def forward(self, x: torch.Tensor, task_labels=None):
+    def forward(self, x: torch.Tensor, task_labels=None, return_features: bool = False):
+        """Each sample through its task's head (every head's output when `task_labels` is
+        None); with `return_features`, also the trunk's output, so a method that needs other
+        heads (LwF) reads them without a second forward pass."""
         if task_labels is None:
             return self.forward_all_tasks(x)
-        return self.classifier(self._features(x), task_labels)
+        features = self._features(x)
+        out = self.classifier(features, task_labels)
+        return (out, features) if return_features else out
 
     def forward_single_task(self, x: torch.Tensor, task_label: int) -> torch.Tensor:
         return self.classifier(self._features(x), int(task_label))

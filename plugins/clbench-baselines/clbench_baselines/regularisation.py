@@ -185,10 +185,12 @@ def make_mas(ctx: StrategyContext, hp: MASHyperparameters):
 
 
 def make_lwf(ctx: StrategyContext, hp: LwFHyperparameters):
-    """`avalanche.training.LwF` (distillation from the model as it was after the previous phase)."""
-    from avalanche.training.supervised import LwF
+    """`avalanche.training.LwF` (distillation from the model as it was after the previous
+    phase), reading a multi-head model's old heads from the one training forward
+    (`lwf_heads`: Avalanche forwards every minibatch twice there)."""
+    from .lwf_heads import SingleForwardLwF
 
-    return LwF(**ctx.strategy_kwargs(), alpha=hp.alpha, temperature=hp.temperature)
+    return SingleForwardLwF(**ctx.strategy_kwargs(), alpha=hp.alpha, temperature=hp.temperature)
 
 
 METHODS = [
