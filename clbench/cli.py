@@ -438,7 +438,7 @@ def cmd_tune(args) -> int:
     from .plugins import get_registry
     from .records import ensure_writable_dir
     from .runner import resolve_device
-    from .tuning import parse_grid, settings, tune, tuning_protocol
+    from .tuning import at_edge_of_search_space, parse_grid, settings, tune, tuning_protocol
 
     protocol = _resolve_protocol(args.protocol, args.overrides)
     if protocol.benchmark.stream != "evaluation":
@@ -478,6 +478,9 @@ def cmd_tune(args) -> int:
     print(tabulate(rows, headers=[*keys, "tuning ACC (%)", ""], tablefmt="github", disable_numparse=True))
     print(f"selected: {' '.join(f'{k}={v}' for k, v in record.selected.items())} "
           f"({record.selection_rule})")
+    for key, side in at_edge_of_search_space(record).items():
+        print(f"note: {key}={record.selected[key]} is the {side} value searched; the best setting may lie "
+              f"beyond it: widen with --grid {key}=...")
     print(f"tuning record: {path}")
     print(f"next: clbench evaluate {registered.name} --protocol {protocol.name} "
           f"{''.join(f'--set {o} ' for o in args.overrides)}--hp-from {path}")

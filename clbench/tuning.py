@@ -201,6 +201,23 @@ def read_tuning_record(path: str | Path) -> TuningRecord:
     return record
 
 
+def at_edge_of_search_space(record: TuningRecord) -> dict[str, str]:
+    """Hyperparameters whose selected value is the smallest or largest numeric value
+    searched (of at least three), mapped to "smallest" or "largest": the best setting may
+    lie beyond the grid, so the choice says little until the grid is widened that way."""
+    edges = {}
+    for key, values in record.search_space.items():
+        numbers = sorted({v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        chosen = record.selected.get(key)
+        if len(numbers) < 3 or isinstance(chosen, bool) or not isinstance(chosen, (int, float)):
+            continue
+        if chosen == numbers[-1]:
+            edges[key] = "largest"
+        elif chosen == numbers[0]:
+            edges[key] = "smallest"
+    return edges
+
+
 def source_of(record: TuningRecord) -> dict:
     """The `hyperparameter_source` a run with the tuned setting records."""
     return {"kind": "tuned", "tuning_id": record.tuning_id, "grid_size": record.grid_size,

@@ -25,7 +25,8 @@ from clbench.presets import get_protocol
 from clbench.protocol import apply_overrides
 from clbench.records import read_record
 from clbench.tasks import load_tasks
-from clbench.tuning import TuningRecord, integrity_hash, read_tuning_record, tuning_protocol
+from clbench.tuning import (TuningRecord, at_edge_of_search_space, integrity_hash, read_tuning_record,
+                            tuning_protocol)
 
 TINY = ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=400", "benchmark.test_samples_per_task=200",
         "evaluation.curve_test_samples=100", "evaluation.curve_points=2", "training.epochs=1"]
@@ -166,11 +167,31 @@ def test_the_tuning_record_lists_every_setting_and_the_rule(tuned):
     assert all(r.protocol["benchmark"]["stream"] == "tuning" and r.audit is not None for r in runs)
 
 
+LEADERBOARDS = Path(__file__).resolve().parent.parent / "leaderboards"
+
+
+def test_a_choice_at_the_edge_of_the_search_space_is_flagged():
+    """The committed reference tunings: task-incremental EWC picked the largest lambda of its
+    grid and domain-incremental SI the largest si_lambda (the best may lie beyond); LwF's
+    alpha=2 lies inside its grid, and a two-value grid (temperature) has no edge to flag."""
+    def record(suite, method):
+        [path] = (LEADERBOARDS / suite / "tuning" / method).glob("*__tuning__*.json")
+        return read_tuning_record(path)
+
+    assert at_edge_of_search_space(record("reference-vdv-smnist-task", "ewc")) == {"ewc_lambda": "largest"}
+    assert at_edge_of_search_space(record("reference-vdv-smnist-domain", "si")) == {"si_lambda": "largest"}
+    lwf = record("reference-vdv-smnist-domain", "lwf")
+    assert lwf.selected["alpha"] == 2.0 and at_edge_of_search_space(lwf) == {}
+    smallest = lwf.model_copy(update={"selected": {"alpha": 0.5, "temperature": 1.0}})
+    assert at_edge_of_search_space(smallest) == {"alpha": "smallest"}
+
+
 def test_tuning_resumes_and_decides_the_same(cli, tuned, data_root):
     code, out, path = tuned
     before = path.read_text()
-    code, _, err = _tune(cli, data_root, out)
+    code, printed, err = _tune(cli, data_root, out)
     assert code == 0 and "2 already done, 0 to run" in err
+    assert "selected: si_lambda=" in printed and "note:" not in printed  # two values: no edge to speak of
     assert json.loads(path.read_text())["trials"] == json.loads(before)["trials"]
 
 
