@@ -13,8 +13,10 @@ Three roles, three processes:
 
 Messages into the harness process are decoded with ``torch.load(weights_only=True)``, which
 builds tensors, numbers, strings, lists and dicts and runs no code. A model with the
-harness-built architecture travels as its ``state_dict`` and is scored by the harness's
-own copy of that architecture. The harness process answers only the protocol's schedule
+harness-built architecture travels as its ``state_dict`` (raw bytes after the message, read
+into tensors whose layout the message announces) and is scored by the harness's own copy
+of that architecture. Phase data go the other way in memfd shared memory (Linux) or as raw
+bytes: docs/trust.md, "What it costs". The harness process answers only the protocol's schedule
 of measurements (phases in order; per phase one evaluation of every task and at most
 ``4 * (curve_points + 2)`` learning-curve points: the probe takes one per planned
 ``1/curve_points`` of the phase's steps, and methods that train on memory samples too
@@ -107,6 +109,153 @@ def _receive_trusted(conn):
     return pickle.loads(conn.recv_bytes())
 
 
+#: Tensors at least this large travel as raw bytes after their message, not pickled in it.
+_RAW_MIN_BYTES = 1 << 16
+
+
+def _raw_socket(conn):
+    """A second handle on `conn`'s socket, for tensors sent as raw bytes after a message.
+
+    Phase data are tens of MB per phase; pickling them and copying them through the
+    connection's buffers cost about a fifth of a `pmnist-10` run. Raw bytes go from one
+    tensor's memory into the other's with one copy each way. The handle shares the
+    connection's blocking socket, and both sides agree on the order: the message's frame,
+    then the raw bytes of the tensors it announces, in order.
+    """
+    import socket
+
+    sock = socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(None)  # blocking, like the connection it shares the socket with
+    return sock
+
+
+def _bytes_of(tensor: torch.Tensor) -> memoryview:
+    return memoryview(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+
+
+def _send_raw(sock, tensors) -> None:
+    for tensor in tensors:
+        if tensor.numel():
+            sock.sendall(_bytes_of(tensor))
+
+
+def _receive_raw_into(sock, tensors) -> None:
+    """Fill each (CPU, contiguous) tensor with exactly its size in bytes from `sock`."""
+    for tensor in tensors:
+        if not tensor.numel():
+            continue
+        view = memoryview(tensor.reshape(-1).view(torch.uint8).numpy())
+        done = 0
+        while done < len(view):
+            got = sock.recv_into(view[done:], min(len(view) - done, 1 << 22))
+            if not got:
+                raise EOFError("the other process closed the connection mid-transfer")
+            done += got
+
+
+#: Linux hands large tensors over as anonymous shared memory (memfd): the harness process
+#: writes them once and the method process maps the same pages, so nothing is copied
+#: through the socket. Elsewhere they go through the socket as raw bytes.
+_MEMFD = hasattr(os, "memfd_create") and hasattr(__import__("socket"), "send_fds")
+
+
+def _split_raw(value):
+    """(value with its large top-level tensors replaced by placeholders, those tensors)."""
+    if not isinstance(value, (tuple, list)):
+        return value, []
+    raw, out = [], []
+    for item in value:
+        if isinstance(item, torch.Tensor) and item.numel() * item.element_size() >= _RAW_MIN_BYTES:
+            out.append({"raw": len(raw), "shape": tuple(item.shape), "dtype": item.dtype,
+                        "via": "memfd" if _MEMFD else "bytes"})
+            raw.append(item)
+        else:
+            out.append(item)
+    return type(value)(out), raw
+
+
+class _SharedMemory:
+    """Tensors allocated in memfd shared memory (large ones, on Linux), each with its fd."""
+
+    def __init__(self):
+        self.fds: dict[int, int] = {}  # data_ptr -> memfd
+
+    def empty(self, shape, dtype) -> torch.Tensor:
+        import math
+        import mmap
+
+        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        if not _MEMFD or size < _RAW_MIN_BYTES:
+            return torch.empty(shape, dtype=dtype)
+        fd = os.memfd_create("clbench-phase", os.MFD_CLOEXEC)
+        os.ftruncate(fd, size)
+        tensor = torch.frombuffer(mmap.mmap(fd, size), dtype=torch.uint8).view(dtype).reshape(shape)
+        self.fds[tensor.data_ptr()] = fd
+        return tensor
+
+    def fd_of(self, tensor: torch.Tensor) -> int | None:
+        return self.fds.get(tensor.data_ptr()) if tensor.is_contiguous() else None
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
+def _send_announced(sock, tensors, shared: _SharedMemory | None = None) -> None:
+    """Send the tensors `_split_raw` announced, each the way its placeholder says: the memfd
+    it already lives in, a new memfd holding a copy, or (not Linux) raw bytes."""
+    if not _MEMFD:
+        return _send_raw(sock, tensors)
+    import socket
+
+    for tensor in tensors:
+        fd = shared.fd_of(tensor) if shared is not None else None
+        if fd is None:
+            copy = _SharedMemory()
+            try:
+                target = copy.empty(tuple(tensor.shape), tensor.dtype)
+                target.copy_(tensor)
+                socket.send_fds(sock, [b"t"], [copy.fd_of(target)])
+            finally:
+                copy.close()
+        else:
+            socket.send_fds(sock, [b"t"], [fd])
+
+
+def _receive_shared(sock, shape, dtype) -> torch.Tensor:
+    """Map the memfd the harness process sent: the tensor's memory, nothing copied."""
+    import mmap
+    import socket
+
+    _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    if len(fds) != 1:
+        raise EOFError("the harness process sent no shared memory where it announced some")
+    try:
+        shared = mmap.mmap(fds[0], os.fstat(fds[0]).st_size)
+    finally:
+        os.close(fds[0])
+    flat = torch.frombuffer(shared, dtype=torch.uint8)  # keeps the mapping alive
+    return flat.view(dtype).reshape(shape)
+
+
+def _join_raw(value, sock):
+    """Receive the tensors `_split_raw` announced in `value` and put them back in place."""
+    if not isinstance(value, (tuple, list)):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, dict) and "raw" in item:
+            if item["via"] == "memfd":
+                item = _receive_shared(sock, item["shape"], item["dtype"])
+            else:
+                tensor = torch.empty(item["shape"], dtype=item["dtype"])
+                _receive_raw_into(sock, [tensor])
+                item = tensor
+        out.append(item)
+    return type(value)(out)
+
+
 # --------------------------------------------------------------------------------------
 # the method-process side
 
@@ -116,6 +265,7 @@ class HarnessClient:
 
     def __init__(self):
         self._process, self._conn = _spawn("_serve_fd", "clbench-harness")
+        self._raw = _raw_socket(self._conn)
         self._lock = threading.Lock()
         #: Seconds spent on the isolation itself (round trips minus the harness's own
         #: work, which an in-process harness would do too); see benchmarks/isolation_overhead.py.
@@ -125,16 +275,20 @@ class HarnessClient:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def request(self, message: dict):
+    def request(self, message: dict, raw: tuple[torch.Tensor, ...] = ()):
+        """Send `message` (and `raw` tensors as raw bytes after it); return the reply's value."""
         with self._lock:
             started = time.perf_counter()
             try:
                 self._conn.send_bytes(_encode(message))
+                _send_raw(self._raw, raw)
                 while not self._conn.poll(_POLL_S):
                     if self._process.poll() is not None:
                         raise HarnessProcessFailure(
                             f"the harness process died (exit code {self._process.returncode})")
                 reply = _receive_trusted(self._conn)
+                if "value" in reply:
+                    reply["value"] = _join_raw(reply["value"], self._raw)
             except (EOFError, BrokenPipeError, ConnectionResetError):
                 raise HarnessProcessFailure("the harness process died") from None
             self.overhead_s += time.perf_counter() - started - reply.get("work_s", 0.0)
@@ -158,6 +312,7 @@ class HarnessClient:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        self._raw.close()
 
 
 _CLIENT: HarnessClient | None = None
@@ -204,7 +359,7 @@ class HarnessSession:
                  start_phase: int, reference_model: torch.nn.Module, sandbox: list[str] | None = None):
         self._client = harness()
         self._reference = (type(reference_model),
-                           {k: tuple(v.shape) for k, v in reference_model.state_dict().items()})
+                           [(k, tuple(v.shape), v.dtype) for k, v in reference_model.state_dict().items()])
         self._client.request({
             "op": "open", "protocol": protocol.model_dump_json(), "data_root": os.path.abspath(data_root),
             "seed": int(seed), "device": str(device), "threads": torch.get_num_threads(),
@@ -219,26 +374,32 @@ class HarnessSession:
         x, y, origin, counts = self._client.request({"op": "phase", "phase": int(phase)})
         return PhaseData(x, y, origin, tuple(counts))
 
-    def _model(self, model: torch.nn.Module) -> dict:
-        cls, shapes = self._reference
+    def _model(self, model: torch.nn.Module) -> tuple[dict, list[torch.Tensor]]:
+        """The model as the harness process takes it, and the tensors that follow as raw bytes."""
+        cls, layout = self._reference
         state = model.state_dict()
-        if type(model) is cls and {k: tuple(v.shape) for k, v in state.items()} == shapes:
-            return {"kind": "state_dict", "state": {k: v.detach().cpu() for k, v in state.items()}}
+        if type(model) is cls and [(k, tuple(v.shape), v.dtype) for k, v in state.items()] == layout:
+            return {"kind": "raw_state", "keys": list(state), "shapes": [list(v.shape) for v in state.values()],
+                    "dtypes": [str(v.dtype).removeprefix("torch.") for v in state.values()]}, list(state.values())
+        if type(model) is cls and {k: tuple(v.shape) for k, v in state.items()} == {k: s for k, s, _ in layout}:
+            return {"kind": "state_dict", "state": {k: v.detach().cpu() for k, v in state.items()}}, []
         buffer = io.BytesIO()
         try:
             torch.save(model, buffer)
         except Exception as exc:
             raise RunFailure(f"the strategy's model ({type(model).__name__}) cannot be sent to "
                              f"the predictor process: {type(exc).__name__}: {exc}") from None
-        return {"kind": "module", "blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}
+        return {"kind": "module", "blob": torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)}, []
 
     def score_all(self, model: torch.nn.Module) -> list[float]:
         """Accuracy of `model` on every task's test set."""
-        return self._client.request({"op": "score_all", "model": self._model(model)})
+        sent, raw = self._model(model)
+        return self._client.request({"op": "score_all", "model": sent}, raw)
 
     def curve_point(self, model: torch.nn.Module, task: int) -> float:
         """Accuracy of `model` on the held-out curve samples of `task` (the current phase's)."""
-        return self._client.request({"op": "curve", "task": int(task), "model": self._model(model)})
+        sent, raw = self._model(model)
+        return self._client.request({"op": "curve", "task": int(task), "model": sent}, raw)
 
     def close(self) -> None:
         if self._client.alive:
@@ -323,6 +484,7 @@ class _Run:
         self.schedule = _Schedule(self.protocol.benchmark.n_tasks, evaluation.curve_points,
                                   int(message["start_phase"]))
         self.predictor = predictor
+        self.shared = _SharedMemory()  # the current phase's tensors, handed over as memfds
         self.sandbox = list(message.get("sandbox") or [])
         self.sys_path = list(message.get("sys_path") or [])
         self._predictor_ready = False
@@ -333,7 +495,8 @@ class _Run:
         self.schedule.take_phase(phase)
         # phase_data reads only the training pools; hand it tasks without test data
         pools = [Task(x, y, x[:0], y[:0], ()) for x, y in self.train]
-        data = phase_data(pools, self.matrix[phase], phase, self.seed)
+        self.shared.close()  # the previous phase's, long since mapped by the method's process
+        data = phase_data(pools, self.matrix[phase], phase, self.seed, empty=self.shared.empty)
         return (data.x, data.y, data.origin, list(data.counts))
 
     def _load_state(self, state: dict) -> torch.nn.Module:
@@ -372,12 +535,45 @@ def _accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return (predictions.to(labels.device) == labels).sum().item() / len(labels)
 
 
+#: dtypes a model's state may arrive in as raw bytes (anything else takes the pickled path).
+_RAW_DTYPES = {name: getattr(torch, name) for name in (
+    "float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")}
+#: Most bytes of model state one request may announce (a bound, not a typical size).
+_MAX_STATE_BYTES = 16 << 30
+
+
+class _StreamBroken(Exception):
+    """The raw bytes announced by a message could not be read: the stream is out of step."""
+
+
+def _receive_state(sock, model: dict) -> dict:
+    """Read the raw tensors a `raw_state` message announces into a CPU state dict.
+
+    The announced layout only says how many bytes to read and into what dtype: the
+    state is then loaded with `load_state_dict(strict=True)` into the harness's own
+    architecture, which checks every key and shape. No byte is interpreted as code.
+    """
+    try:
+        keys, shapes, dtypes = list(model["keys"]), list(model["shapes"]), list(model["dtypes"])
+        if not (len(keys) == len(shapes) == len(dtypes)) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("keys, shapes and dtypes differ in length")
+        tensors = [torch.empty([int(d) for d in shape], dtype=_RAW_DTYPES[dtype])
+                   for shape, dtype in zip(shapes, dtypes)]
+        if sum(t.numel() * t.element_size() for t in tensors) > _MAX_STATE_BYTES:
+            raise ValueError("more than the largest model state a request may announce")
+        _receive_raw_into(sock, tensors)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the stream cannot be trusted now
+        raise _StreamBroken(f"a model state sent as raw bytes could not be read: {type(exc).__name__}: {exc}") from None
+    return {"kind": "state_dict", "state": dict(zip(keys, tensors))}
+
+
 def _serve_fd(fd: int, parent: int | None = None) -> None:
     """The harness process's loop: one request, one reply, until told to exit."""
     from .signals import die_with_parent
 
     die_with_parent(parent)
     conn = _connection(fd)
+    sock = _raw_socket(conn)
     predictor = _PredictorHandle()
     run: _Run | None = None
     while True:
@@ -385,8 +581,12 @@ def _serve_fd(fd: int, parent: int | None = None) -> None:
             blob = conn.recv_bytes()
         except (EOFError, OSError):
             break
+        broken = False
         try:
             message = _decode(blob)
+            model = message.get("model")
+            if isinstance(model, dict) and model.get("kind") == "raw_state":
+                message["model"] = _receive_state(sock, model)
             started = time.perf_counter()
             op = message.get("op")
             if op == "exit":
@@ -394,6 +594,8 @@ def _serve_fd(fd: int, parent: int | None = None) -> None:
             if op == "ping":
                 value = None
             elif op == "open":
+                if run is not None:
+                    run.shared.close()
                 run = None
                 predictor.close_run()
                 run = _Run(message, predictor)
@@ -418,6 +620,8 @@ def _serve_fd(fd: int, parent: int | None = None) -> None:
             elif op == "curve":
                 value = run.curve(int(message["task"]), message["model"])
             elif op == "close":
+                if run is not None:
+                    run.shared.close()
                 run, value = None, None
                 predictor.close_run()
             else:
@@ -431,11 +635,19 @@ def _serve_fd(fd: int, parent: int | None = None) -> None:
                               f"schedule: {exc}", "kind": "refused"}
         except _ModelError as exc:
             reply = {"error": str(exc), "kind": "model"}
+        except _StreamBroken as exc:  # answer, then exit: the next request starts a fresh process
+            reply, broken = {"error": f"harness process: {exc}", "kind": "internal"}, True
         except Exception as exc:  # noqa: BLE001 - reported to the method process, which decides
             reply = {"error": f"harness process: {type(exc).__name__}: {exc}", "kind": "internal"}
         try:
+            raw = []
+            if "value" in reply:
+                reply["value"], raw = _split_raw(reply["value"])
             _send(conn, reply)
+            _send_announced(sock, raw, run.shared if run is not None else None)
         except (OSError, ValueError):
+            break
+        if broken:
             break
     predictor.shutdown()
 

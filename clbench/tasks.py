@@ -251,9 +251,12 @@ def _labels(y: torch.Tensor, classes: tuple[int, ...], benchmark: BenchmarkSpec)
     return position[y]
 
 
-def phase_data(tasks: list[Task], counts: list[int], phase: int, seed: int) -> PhaseData:
-    """The training set of `phase`: counts[t] samples of each task t, drawn without replacement."""
-    xs, ys, origins = [], [], []
+def phase_data(tasks: list[Task], counts: list[int], phase: int, seed: int, empty=torch.empty) -> PhaseData:
+    """The training set of `phase`: counts[t] samples of each task t, drawn without replacement.
+
+    The samples are gathered straight into tensors from `empty(shape, dtype)` (the harness
+    process passes shared memory, so the phase reaches the method's process uncopied)."""
+    drawn = []
     for task_id, count in enumerate(counts):
         if count == 0:
             continue
@@ -265,8 +268,20 @@ def phase_data(tasks: list[Task], counts: list[int], phase: int, seed: int) -> P
             idx = torch.arange(pool)
         else:
             idx = torch.randperm(pool, generator=torch_generator(seed, "draw", phase, task_id))[:count]
-        xs.append(task.train_x[idx])
-        ys.append(task.train_y[idx])
-        origins.append(torch.full((count,), task_id, dtype=torch.long))
-    return PhaseData(torch.cat(xs), torch.cat(ys), torch.cat(origins), tuple(counts))
+        drawn.append((task, task_id, idx))
+    if not drawn:
+        raise ClbenchError(f"phase {phase} draws no samples")
+    total = sum(len(idx) for _, _, idx in drawn)
+    first = drawn[0][0]
+    x = empty((total, *first.train_x.shape[1:]), dtype=first.train_x.dtype)
+    y = empty((total, *first.train_y.shape[1:]), dtype=first.train_y.dtype)
+    origin = torch.empty(total, dtype=torch.long)
+    start = 0
+    for task, task_id, idx in drawn:
+        end = start + len(idx)
+        torch.index_select(task.train_x, 0, idx, out=x[start:end])
+        torch.index_select(task.train_y, 0, idx, out=y[start:end])
+        origin[start:end] = task_id
+        start = end
+    return PhaseData(x, y, origin, tuple(counts))
 
