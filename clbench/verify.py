@@ -77,6 +77,10 @@ class Verdict:
     exact: bool = True
     mismatches: list[Mismatch] = field(default_factory=list)
     error: str | None = None
+    #: Every compared field equal to the last bit, even where tolerances applied.
+    identical: bool = False
+    #: Which of hardware, versions and device differ from the record's (field paths).
+    differs: list[str] = field(default_factory=list)
 
     @property
     def confirmed(self) -> bool:
@@ -135,6 +139,16 @@ def same_setting(recorded: RunRecord, rerun: RunRecord) -> bool:
     """Same hardware, versions and device: results must then be identical."""
     return (recorded.versions == rerun.versions and recorded.hardware == rerun.hardware
             and recorded.device == rerun.device)
+
+
+def setting_differences(recorded: RunRecord, rerun: RunRecord) -> list[str]:
+    """The hardware, versions and device fields that differ, e.g. ['hardware.platform']."""
+    a = recorded.model_dump(mode="json", include={"hardware", "versions", "device"})
+    b = rerun.model_dump(mode="json", include={"hardware", "versions", "device"})
+    found: list[Mismatch] = []
+    for name in ("hardware", "versions", "device"):
+        _compare(a.get(name), b.get(name), name, name, True, found)
+    return [m.field for m in found]
 
 
 def compare(recorded: RunRecord, rerun: RunRecord, exact: bool) -> list[Mismatch]:
@@ -209,6 +223,8 @@ def verify(paths: list[Path], data_root: Path, device: str | None = None, execut
             rerun = RunRecord.model_validate_json(record_json)
             verdict.exact = same_setting(verdict.record, rerun)
             verdict.mismatches = compare(verdict.record, rerun, verdict.exact)
+            verdict.identical = not compare(verdict.record, rerun, True)
+            verdict.differs = setting_differences(verdict.record, rerun)
     return verdicts
 
 
@@ -216,8 +232,13 @@ def report(verdicts: list[Verdict], shown: int = 10) -> str:
     """One line per record, then each mismatching field (at most `shown` per record)."""
     lines = []
     for v in verdicts:
-        mode = "exact: same hardware, versions and device" if v.exact else \
-            "within per-field tolerances: hardware, versions or device differ"
+        differ = ", ".join(v.differs[:3]) + (" and more" if len(v.differs) > 3 else "")
+        if v.exact:
+            mode = "exact: same hardware, versions and device"
+        elif v.identical:
+            mode = f"every compared field identical, though {differ} differ(s)"
+        else:
+            mode = f"within per-field tolerances: {differ} differ(s)"
         if v.error:
             lines.append(f"FAILED    {v.path}: {v.error}")
             continue

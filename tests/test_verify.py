@@ -91,9 +91,20 @@ def test_verify_across_machines_uses_the_per_field_tolerances(cli, record_file, 
     far = _forge(record_file, tmp_path / "far.json", _other_machine(-0.2), new_id=False)
     code, out, _ = cli("verify", close, far, "--data-root", data_root)
     assert code == 1
-    assert f"CONFIRMED {close} (within per-field tolerances: hardware, versions or device differ)" in out
+    assert f"CONFIRMED {close} (within per-field tolerances: hardware.processor differ(s))" in out
     assert f"MISMATCH  {far}" in out and "accuracy_matrix[0][0]" in out and "(tolerance 0.05)" in out
     assert "1 of 2 record(s) confirmed" in out
+
+
+def test_verify_says_when_another_machine_reproduced_every_field_exactly(cli, record_file, tmp_path, data_root):
+    """Records made on another kernel build, same results: a reviewer learns they match to the bit."""
+    def other_kernel(data):
+        data["hardware"]["platform"] += "-another-build"
+
+    moved = _forge(record_file, tmp_path / "moved.json", other_kernel, new_id=False)
+    code, out, _ = cli("verify", moved, "--data-root", data_root)
+    assert code == 0
+    assert f"CONFIRMED {moved} (every compared field identical, though hardware.platform differ(s))" in out
 
 
 def test_verify_refuses_when_the_installed_plugin_differs(cli, record_file, tmp_path, data_root):
