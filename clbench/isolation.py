@@ -184,7 +184,7 @@ class _SharedMemory:
         import math
         import mmap
 
-        size = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        size = math.prod(shape) * dtype.itemsize
         if not _MEMFD or size < _RAW_MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
         fd = os.memfd_create("clbench-phase", os.MFD_CLOEXEC)

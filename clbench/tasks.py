@@ -275,7 +275,7 @@ def phase_data(tasks: list[Task], counts: list[int], phase: int, seed: int, empt
     first = drawn[0][0]
     x = empty((total, *first.train_x.shape[1:]), dtype=first.train_x.dtype)
     y = empty((total, *first.train_y.shape[1:]), dtype=first.train_y.dtype)
-    origin = torch.empty(total, dtype=torch.long)
+    origin = empty((total,), dtype=torch.long)
     start = 0
     for task, task_id, idx in drawn:
         end = start + len(idx)

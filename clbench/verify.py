@@ -135,14 +135,9 @@ def payload(record: RunRecord, data_root: Path, device: str | None) -> dict:
     }
 
 
-def same_setting(recorded: RunRecord, rerun: RunRecord) -> bool:
-    """Same hardware, versions and device: results must then be identical."""
-    return (recorded.versions == rerun.versions and recorded.hardware == rerun.hardware
-            and recorded.device == rerun.device)
-
-
 def setting_differences(recorded: RunRecord, rerun: RunRecord) -> list[str]:
-    """The hardware, versions and device fields that differ, e.g. ['hardware.platform']."""
+    """The hardware, versions and device fields that differ, e.g. ['hardware.platform'];
+    none: the same setting, where results must be identical."""
     a = recorded.model_dump(mode="json", include={"hardware", "versions", "device"})
     b = rerun.model_dump(mode="json", include={"hardware", "versions", "device"})
     found: list[Mismatch] = []
@@ -221,10 +216,10 @@ def verify(paths: list[Path], data_root: Path, device: str | None = None, execut
                 verdict.error = f"the re-run failed: {type(error).__name__}: {error}"
                 continue
             rerun = RunRecord.model_validate_json(record_json)
-            verdict.exact = same_setting(verdict.record, rerun)
-            verdict.mismatches = compare(verdict.record, rerun, verdict.exact)
-            verdict.identical = not compare(verdict.record, rerun, True)
             verdict.differs = setting_differences(verdict.record, rerun)
+            verdict.exact = not verdict.differs
+            verdict.mismatches = compare(verdict.record, rerun, verdict.exact)
+            verdict.identical = not verdict.mismatches if verdict.exact else not compare(verdict.record, rerun, True)
     return verdicts
 
 

@@ -31,12 +31,17 @@ def _session(protocol, data_root, model):
     return isolation.HarnessSession(protocol, Path(data_root), 0, torch.device("cpu"), 0, model)
 
 
+def _in_process(protocol, tasks) -> TaskEvaluator:
+    """The scores an in-process harness would give, to compare the isolated ones with."""
+    return TaskEvaluator(tasks, protocol.evaluation.batch_size, torch.device("cpu"),
+                         protocol.evaluation.curve_test_samples, task_aware=False)
+
+
 def test_phase_data_and_scores_arrive_bit_for_bit(protocol, data_root):
     torch.manual_seed(0)
     model = build_model(protocol.model, protocol.benchmark)
     tasks = load_tasks(protocol.benchmark, Path(data_root), 0)
-    local = TaskEvaluator(tasks, protocol.evaluation.batch_size, torch.device("cpu"),
-                          protocol.evaluation.curve_test_samples, task_aware=False)
+    local = _in_process(protocol, tasks)
     session = _session(protocol, data_root, model)
     try:
         assert session.score_all(model) == local.all_tasks(model)  # the model state, as raw bytes
@@ -68,16 +73,10 @@ def test_a_model_in_another_dtype_takes_the_checked_pickled_path(protocol, data_
         sent, raw = session._model(model.float())
         assert sent["kind"] == "raw_state" and len(raw) == len(model.state_dict())
         # converted back to the protocol's float32 by load_state_dict: the same scores
-        assert session.score_all(model.double()) == pytest.approx(_scores(protocol, data_root, model.float()),
-                                                                  abs=0.002)
+        local = _in_process(protocol, load_tasks(protocol.benchmark, Path(data_root), 0))
+        assert session.score_all(model.double()) == pytest.approx(local.all_tasks(model.float()), abs=0.002)
     finally:
         session.close()
-
-
-def _scores(protocol, data_root, model):
-    tasks = load_tasks(protocol.benchmark, Path(data_root), 0)
-    return TaskEvaluator(tasks, protocol.evaluation.batch_size, torch.device("cpu"),
-                         protocol.evaluation.curve_test_samples, task_aware=False).all_tasks(model)
 
 
 @pytest.mark.parametrize("layout", [
