@@ -1,0 +1,60 @@
+"""The investigation scripts under leaderboards/investigations measure what they say.
+
+`lwf_class_incremental.py` puts van de Ven's LwF losses back one by one; its table is only
+evidence if each piece is the loss it names. These tests pin them to the formulas written
+out by hand (van de Ven's `loss_fn_kd`: soft targets padded with zeros for the current
+classes, cross-entropy over every seen class's unit).
+"""
+
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+SCRIPT = Path(__file__).resolve().parents[1] / "leaderboards" / "investigations" / "lwf_class_incremental.py"
+
+
+@pytest.fixture(scope="module")
+def lwf():
+    return runpy.run_path(str(SCRIPT))
+
+
+def _criterion(lwf, units, old, new):
+    criterion = lwf["UnitMaskedCrossEntropy"](units)
+    criterion.old, criterion.new = set(old), set(new)
+    return criterion
+
+
+def test_seen_class_cross_entropy_is_the_cross_entropy_over_the_seen_units(lwf):
+    torch.manual_seed(0)
+    logits, targets = torch.randn(16, 10), torch.tensor([4, 5] * 8)
+    seen = _criterion(lwf, "seen", old={0, 1, 2, 3}, new={4, 5})
+    # targets 4 and 5 are positions 4 and 5 among the seen units 0..5
+    assert torch.allclose(seen(logits, targets), F.cross_entropy(logits[:, :6], targets))
+    new = _criterion(lwf, "new", old={0, 1, 2, 3}, new={4, 5})
+    assert torch.allclose(new(logits, targets), F.cross_entropy(logits[:, 4:6], targets - 4))
+    every = _criterion(lwf, "all", old={0, 1, 2, 3}, new={4, 5})
+    assert torch.allclose(every(logits, targets), F.cross_entropy(logits, targets))
+    # the masked units get no gradient (not merely a small one)
+    logits.requires_grad_(True)
+    seen(logits, targets).backward()
+    assert logits.grad[:, 6:].abs().max() == 0 and logits.grad[:, :6].abs().max() > 0
+
+
+def test_padded_distillation_is_van_de_vens_loss_fn_kd(lwf):
+    torch.manual_seed(1)
+    out, prev_out, T = torch.randn(8, 10), torch.randn(8, 10), 2.0
+    criterion = _criterion(lwf, "seen", old={0, 1, 2, 3}, new={4, 5})
+    distillation = lwf["_padded_distillation"](criterion, alpha=1.0, temperature=T)
+    loss = distillation._distillation_loss(out, prev_out, {0, 1, 2, 3})
+    targets = torch.cat([F.softmax(prev_out[:, :4] / T, dim=1), torch.zeros(8, 2)], dim=1)
+    expected = -(targets * F.log_softmax(out[:, :6] / T, dim=1)).sum(dim=1).mean()
+    assert torch.allclose(loss, expected)
+    # unlike Avalanche's (old units only), it pushes the current classes' units down
+    out.requires_grad_(True)
+    distillation._distillation_loss(out, prev_out, {0, 1, 2, 3}).backward()
+    assert (out.grad[:, 4:6] > 0).all()  # gradient descent lowers them
+    assert out.grad[:, 6:].abs().max() == 0
+
