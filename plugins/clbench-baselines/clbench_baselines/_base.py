@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import ClassVar
+
+from pydantic import BaseModel, model_serializer
 
 import clbench
 
@@ -13,7 +15,22 @@ class Hyperparameters(clbench.Hyperparameters):
 
     Field names follow the keyword arguments of the wrapped Avalanche strategy, so
     Avalanche's documentation applies to them unchanged.
+
+    A field added after records of the method were published is named in `added_later`:
+    at its default it is left out of the dump, hence out of run ids and records, so every
+    earlier run keeps its id and its record still reads as this configuration (the
+    default reproduces the code that wrote it). Set to anything else it is recorded.
     """
+
+    added_later: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_added_later_fields_at_their_default(self, handler):
+        data = handler(self)
+        for name in self.added_later:
+            if name in data and getattr(self, name) == type(self).model_fields[name].default:
+                del data[name]
+        return data
 
 
 #: The scenarios every baseline but iCaRL runs in (docs/scenarios.md): in the

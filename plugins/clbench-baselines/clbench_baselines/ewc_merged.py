@@ -11,7 +11,8 @@ theta is itself one quadratic:
 so its gradient, 2 lambda (F theta - sum_t F_t theta*_t), is identical for every theta;
 only the loss value differs by a constant. Keeping F and sum_t F_t theta*_t (two
 tensors per parameter) makes the penalty cost independent of the number of past phases.
-The Fisher pass is Avalanche's own `compute_importances`, unchanged.
+The Fisher pass is Avalanche's own `compute_importances`, unchanged, or the per-sample
+estimate of `fisher` (``fisher="per-sample"``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from avalanche.training.utils import copy_params_dict
 class MergedEWCPlugin(EWCPlugin):
     """`EWCPlugin(mode="separate")` with the per-phase penalties merged (same gradients)."""
 
-    def __init__(self, ewc_lambda: float):
+    def __init__(self, ewc_lambda: float, fisher: str = "minibatch"):
         super().__init__(ewc_lambda=ewc_lambda, mode="separate")
+        self.fisher_estimate = fisher
         self.fisher: dict[str, torch.Tensor] = {}
         self.weighted_anchor: dict[str, torch.Tensor] = {}
         self.anchor: dict[str, torch.Tensor] = {}
@@ -40,6 +42,14 @@ class MergedEWCPlugin(EWCPlugin):
                 continue  # parameters created after the last phase carry no penalty
             penalty = penalty + (fisher * (parameter - self.anchor[name]).pow(2)).sum()
         strategy.loss += self.ewc_lambda * penalty
+
+    def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0):
+        if self.fisher_estimate == "per-sample":
+            from .fisher import per_sample_importances
+
+            return per_sample_importances(model, criterion, dataset, device, batch_size)
+        return super().compute_importances(model, criterion, optimizer, dataset, device, batch_size,
+                                           num_workers=num_workers)
 
     def after_training_exp(self, strategy, **kwargs):
         importances = self.compute_importances(

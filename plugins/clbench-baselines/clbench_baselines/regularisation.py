@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,14 +24,23 @@ class EWCHyperparameters(Hyperparameters):
     Default ``ewc_lambda=500`` is the value of the early public code of the power-law paper
     (Gandhi et al., arXiv 2401.10393; see docs/power-law-protocol.md). Avalanche's penalty
     is ``ewc_lambda * sum_t sum_i F_t,i (theta_i - theta*_t,i)^2`` (no 1/2), with F the
-    squared minibatch gradients averaged over the phase's training data.
+    squared minibatch gradients averaged over the phase's training data by default, or the
+    squared per-sample gradients (``fisher="per-sample"``, the papers' estimate, about
+    batch-size times larger; `fisher` module).
     """
+
+    added_later: ClassVar[tuple[str, ...]] = ("fisher",)
 
     ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
     penalty: Literal["merged", "per-task"] = Field(
         "merged",
         description="'merged': one quadratic per parameter, constant cost (same gradients); "
                     "'per-task': Avalanche's sum over past phases, cost grows with phases",
+    )
+    fisher: Literal["minibatch", "per-sample"] = Field(
+        "minibatch",
+        description="'minibatch': Avalanche's squared minibatch-mean gradients; 'per-sample': "
+                    "squared per-sample gradients, as Kirkpatrick et al. and van de Ven's code",
     )
 
 
@@ -44,8 +53,12 @@ class OnlineEWCHyperparameters(Hyperparameters):
     Avalanche's examples/ewc_mnist.py (``--decay_factor``).
     """
 
+    added_later: ClassVar[tuple[str, ...]] = ("fisher",)
+
     ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
     decay_factor: float = Field(0.1, ge=0, le=1, description="decay of the old importances (gamma)")
+    fisher: Literal["minibatch", "per-sample"] = Field(
+        "minibatch", description="the Fisher estimate, as for ewc")
 
 
 class SIHyperparameters(Hyperparameters):
@@ -91,24 +104,35 @@ def make_ewc(ctx: StrategyContext, hp: EWCHyperparameters):
     the per-phase quadratics into one (see `ewc_merged`), so every step costs the same.
     """
     if hp.penalty == "per-task":
-        from avalanche.training.supervised import EWC
-
-        return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="separate")
+        return _ewc_strategy(ctx, hp.fisher, ewc_lambda=hp.ewc_lambda, mode="separate")
     from avalanche.training.templates import SupervisedTemplate
 
     from .ewc_merged import MergedEWCPlugin
 
     kwargs = ctx.strategy_kwargs()
-    kwargs["plugins"].append(MergedEWCPlugin(hp.ewc_lambda))
+    kwargs["plugins"].append(MergedEWCPlugin(hp.ewc_lambda, fisher=hp.fisher))
+    return SupervisedTemplate(**kwargs)
+
+
+def _ewc_strategy(ctx: StrategyContext, fisher: str, **ewc):
+    """Avalanche's `EWC` strategy, or the same template with the per-sample Fisher plugin."""
+    if fisher == "minibatch":
+        from avalanche.training.supervised import EWC
+
+        return EWC(**ctx.strategy_kwargs(), **ewc)
+    from avalanche.training.templates import SupervisedTemplate
+
+    from .fisher import PerSampleEWCPlugin
+
+    kwargs = ctx.strategy_kwargs()
+    kwargs["plugins"].append(PerSampleEWCPlugin(**ewc))
     return SupervisedTemplate(**kwargs)
 
 
 def make_online_ewc(ctx: StrategyContext, hp: OnlineEWCHyperparameters):
     """`avalanche.training.EWC` with a single decayed penalty (constant cost per phase)."""
-    from avalanche.training.supervised import EWC
-
-    return EWC(**ctx.strategy_kwargs(), ewc_lambda=hp.ewc_lambda, mode="online",
-               decay_factor=hp.decay_factor)
+    return _ewc_strategy(ctx, hp.fisher, ewc_lambda=hp.ewc_lambda, mode="online",
+                         decay_factor=hp.decay_factor)
 
 
 def make_si(ctx: StrategyContext, hp: SIHyperparameters):
