@@ -339,6 +339,9 @@ def run(request: RunRequest) -> RunRecord:
     protocol, seed = request.protocol, request.seed
     device = resolve_device(request.device)
     started = time.perf_counter()
+    # the plugin's files as the run starts, i.e. as this process imports them: a digest
+    # taken when the record is written would name files edited during a long run
+    digest = plugin_digest(request.method.plugin)
 
     # The test sets live in the harness process (clbench.isolation); this process, where
     # the method runs, gets each phase's training data when the phase starts.
@@ -440,7 +443,7 @@ def run(request: RunRequest) -> RunRecord:
             "name": request.method.name,
             "plugin": request.method.plugin,
             "version": request.method.version,
-            "plugin_digest": plugin_digest(request.method.plugin),
+            "plugin_digest": digest,
             "hyperparameters": request.hyperparameters.model_dump(mode="json"),
             "hyperparameter_source": request.hyperparameter_source or default_source(request),
             "stored_exemplars": request.method.method.exemplars(

@@ -120,6 +120,27 @@ def test_verify_refuses_when_the_installed_plugin_differs(cli, record_file, tmp_
     assert "pip install 'clbench-example==0.1.0'" in err
 
 
+def test_the_digest_names_the_plugin_files_as_the_run_started(monkeypatch, data_root):
+    """A plugin file edited while a long run goes on (say, the next experiment's code)
+    must not be named in the record of a run that imported the old one."""
+    import clbench.runner as runner
+
+    digests = iter(["sha256:" + "a" * 64, "sha256:" + "b" * 64])
+    current = {"digest": next(digests)}
+    monkeypatch.setattr(runner, "plugin_digest", lambda distribution: current["digest"])
+
+    class EditDuringTheRun:
+        def phase_end(self, phase, accuracy_row, curve):
+            current["digest"] = next(digests, current["digest"])
+
+    registered = get_registry().get("l2-anchor")
+    protocol = apply_overrides(get_protocol("smoke"), SMALL)
+    record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters({}), 0, data_root,
+                            listeners=[EditDuringTheRun()]))
+    assert current["digest"] == "sha256:" + "b" * 64  # the files did change mid-run
+    assert record.method.plugin_digest == "sha256:" + "a" * 64
+
+
 def test_records_carry_the_plugin_digest_and_the_audit(record_file):
     from clbench.provenance import plugin_digest
 
