@@ -171,13 +171,29 @@ VANDEVEN_2019_HYPERPARAMETERS = {
 }
 
 
+def vandeven_penalty(method: str, published: tuple[str, ...]) -> tuple[str, ...]:
+    """The clbench hyperparameters that give (online) EWC van de Ven's exact penalty.
+
+    His code squares per-sample gradients taken at the *predicted* label (its default; the
+    true label needs `--emp-fi`), and its penalty is ``lambda/2 * sum F (theta -
+    theta*)^2``, online ``lambda/2 * gamma * sum F ...``; Avalanche's (clbench's) has
+    neither the 1/2 nor the gamma, so clbench's ``ewc_lambda`` is ``lambda/2``, online
+    ``lambda * gamma / 2``.
+    """
+    values = dict(item.split("=", 1) for item in published)
+    scale = 0.5 * (float(values["decay_factor"]) if method == "online-ewc" else 1.0)
+    values["ewc_lambda"] = f"{float(values['ewc_lambda']) * scale:.12g}"
+    return (*(f"{k}={v}" for k, v in values.items()), "fisher=per-sample", "fisher_labels=predicted")
+
+
 def _vandeven_reference(protocol: str) -> Callable[[], Suite]:
     """van de Ven & Tolias 2019 on one scenario: the bounds (naive sequential, naive on the
     cumulative environment), EWC, online EWC and SI with clbench's defaults and with the
     paper's values, LwF, and iCaRL with the paper's 2,000-image budget where it applies.
-    EWC and online EWC run the paper's values twice: on Avalanche's Fisher estimate
-    (clbench's default) and on the paper's per-sample one (`fisher=per-sample`), for
-    which those values were chosen. The published numbers beside them: clbench.references."""
+    EWC and online EWC run the paper's values three times: on Avalanche's Fisher estimate
+    (clbench's default), on the per-sample one (`fisher=per-sample`, true labels), and
+    with the paper's estimate and penalty exactly (`vandeven_penalty`). The published
+    numbers beside them: clbench.references."""
 
     def suite() -> Suite:
         published = VANDEVEN_2019_HYPERPARAMETERS[protocol]
@@ -186,6 +202,7 @@ def _vandeven_reference(protocol: str) -> Callable[[], Suite]:
             variants += [Variant(protocol, method), Variant(protocol, method, (), published[method])]
             if method != "si":
                 variants.append(Variant(protocol, method, (), (*published[method], "fisher=per-sample")))
+                variants.append(Variant(protocol, method, (), vandeven_penalty(method, published[method])))
         variants.append(Variant(protocol, "lwf"))
         if protocol.endswith("-class"):
             variants.append(Variant(protocol, "icarl", (), ("memory_size=2000",)))

@@ -147,3 +147,43 @@ def test_the_linear_shortcut_and_the_general_path_both_match_the_definition():
     params = {name: p.detach() for name, p in conv.named_parameters()}
     assert _linear_parameters(mlp) == set(dict(mlp.named_parameters())) and _linear_parameters(conv) != set(params)
     _assert_close(_vmap_squares(conv, criterion, (x,), y, params), _definition(conv, x, y))
+
+
+def test_predicted_labels_take_each_samples_loss_at_the_models_own_prediction(data_root):
+    """`fisher_labels="predicted"` (van de Ven's default) is the definition with the
+    model's argmax in place of the label: equal to the true-label estimate on the samples
+    the model gets right, different on the rest."""
+    protocol = apply_overrides(get_protocol("smoke"), SMALL)
+    strategy, dataset = _trained("ewc", protocol, data_root, fisher="per-sample", fisher_labels="predicted")
+    model = strategy.model.eval()
+    x = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    y = torch.tensor([int(dataset[i][1]) for i in range(len(dataset))])
+    with torch.no_grad():
+        predicted = model(x).argmax(1)
+    assert 0 < int((predicted != y).sum()) < len(y)  # a model that errs on some samples
+    plugin = next(p for p in strategy.plugins if isinstance(p, MergedEWCPlugin))
+    assert plugin.fisher_labels == "predicted"
+    actual = plugin.compute_importances(model, strategy._criterion, None, dataset, "cpu", strategy.train_mb_size)
+    _assert_close(actual, {n: s / len(y) for n, s in _definition(model, x, predicted).items()})
+    true = per_sample_importances(model, strategy._criterion, dataset, "cpu", strategy.train_mb_size)
+    right = predicted == y
+    on_right = {n: s / len(y) for n, s in _definition(model, x[right], y[right]).items()}
+    on_wrong_true = _definition(model, x[~right], y[~right])
+    on_wrong_predicted = _definition(model, x[~right], predicted[~right])
+    for name in on_right:
+        assert torch.allclose(true[name].data, on_right[name] + on_wrong_true[name] / len(y), rtol=1e-4, atol=1e-9)
+        assert torch.allclose(actual[name].data, on_right[name] + on_wrong_predicted[name] / len(y),
+                              rtol=1e-4, atol=1e-9)
+    # the misclassified samples' true-label gradients are the large ones
+    total = sum(t.data.sum() for t in true.values()) / sum(a.data.sum() for a in actual.values())
+    assert total > 1, total
+
+
+def test_predicted_labels_need_the_per_sample_estimate(cli):
+    code, out, err = cli("evaluate", "ewc", "--hp", "fisher_labels=predicted", "-q")
+    assert code == 2 and "fisher_labels='predicted' needs fisher='per-sample'" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    online = get_registry().get("online-ewc").method
+    hp = online.parse_hyperparameters({"fisher": "per-sample", "fisher_labels": "predicted"})
+    assert hp.model_dump(mode="json")["fisher_labels"] == "predicted"
+    assert "fisher_labels" not in online.parse_hyperparameters({"fisher": "per-sample"}).model_dump()

@@ -12,7 +12,7 @@ so its gradient, 2 lambda (F theta - sum_t F_t theta*_t), is identical for every
 only the loss value differs by a constant. Keeping F and sum_t F_t theta*_t (two
 tensors per parameter) makes the penalty cost independent of the number of past phases.
 The Fisher pass is Avalanche's own `compute_importances`, unchanged, or the per-sample
-estimate of `fisher` (``fisher="per-sample"``).
+estimate of `fisher` (``fisher="per-sample"``, at the true or the predicted labels).
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ import torch
 from avalanche.training.plugins import EWCPlugin
 from avalanche.training.utils import copy_params_dict
 
+from .fisher import FisherChoice
 
-class MergedEWCPlugin(EWCPlugin):
+
+class MergedEWCPlugin(FisherChoice, EWCPlugin):
     """`EWCPlugin(mode="separate")` with the per-phase penalties merged (same gradients)."""
 
-    def __init__(self, ewc_lambda: float, fisher: str = "minibatch"):
+    def __init__(self, ewc_lambda: float, fisher: str = "minibatch", fisher_labels: str = "true"):
         super().__init__(ewc_lambda=ewc_lambda, mode="separate")
-        self.fisher_estimate = fisher
+        self.choose_fisher(fisher, fisher_labels)
         self.fisher: dict[str, torch.Tensor] = {}
         self.weighted_anchor: dict[str, torch.Tensor] = {}
         self.anchor: dict[str, torch.Tensor] = {}
@@ -42,14 +44,6 @@ class MergedEWCPlugin(EWCPlugin):
                 continue  # parameters created after the last phase carry no penalty
             penalty = penalty + (fisher * (parameter - self.anchor[name]).pow(2)).sum()
         strategy.loss += self.ewc_lambda * penalty
-
-    def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0):
-        if self.fisher_estimate == "per-sample":
-            from .fisher import per_sample_importances
-
-            return per_sample_importances(model, criterion, dataset, device, batch_size)
-        return super().compute_importances(model, criterion, optimizer, dataset, device, batch_size,
-                                           num_workers=num_workers)
 
     def after_training_exp(self, strategy, **kwargs):
         importances = self.compute_importances(

@@ -8,12 +8,15 @@ end of a phase, so the square of their mean is about the mean of their squares d
 the batch size: at batch 128 Avalanche's importances are roughly a hundred times smaller,
 and a lambda taken from a paper is that much weaker (leaderboards/README.md measures it).
 
-`per_sample_importances` computes the per-sample estimate with the true labels and the
-harness's criterion, as Avalanche's does: for a model made of linear maps (the MLPs) in
-one forward and backward pass per minibatch, the same work as Avalanche's; for any other
-model with `torch.func`'s vmapped per-sample gradients (about 50 times slower). Both are
-selectable (`fisher=` on `ewc` and `online-ewc`); Avalanche's stays the default so earlier
-records keep their meaning.
+`per_sample_importances` computes the per-sample estimate with the harness's criterion,
+for a model made of linear maps (the MLPs) in one forward and backward pass per
+minibatch, the same work as Avalanche's; for any other model with `torch.func`'s vmapped
+per-sample gradients (135-163 times slower on the reference MLPs:
+benchmarks/results/fisher-estimates.txt). Each sample's loss is taken at its true label
+(the "empirical" Fisher, as Avalanche's) or at the model's predicted one, which is what
+van de Ven's reference code does by default (its `--emp-fi` flag selects the true
+label). All are selectable (`fisher=` and `fisher_labels=` on `ewc` and `online-ewc`);
+Avalanche's estimate stays the default so earlier records keep their meaning.
 """
 
 from __future__ import annotations
@@ -30,19 +33,28 @@ from torch.utils.data import DataLoader
 CHUNK = 32
 
 
-def per_sample_importances(model, criterion, dataset, device, batch_size: int) -> dict[str, ParamData]:
+#: the label each sample's loss is taken at: its own, or the model's prediction
+LABELS = ("true", "predicted")
+
+
+def per_sample_importances(model, criterion, dataset, device, batch_size: int,
+                           labels: str = "true") -> dict[str, ParamData]:
     """The mean over `dataset` of each sample's squared loss gradient, per parameter.
 
     Returned as Avalanche's importances (name -> ParamData), in the model's eval mode as
     Avalanche's pass runs; a multi-head model gets each sample through its task's head.
     `criterion` must average over the minibatch (the harness's cross-entropy does).
+    `labels="predicted"` takes each sample's loss at the model's most probable class.
     """
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {LABELS}, not {labels!r}")
     was_training = model.training
     model.eval()
     params = {name: p.detach() for name, p in model.named_parameters()}
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
     multitask = isinstance(model, MultiTaskModule)
     linear_only = _linear_parameters(model) == set(params)
+    names = {module: name for name, module in model.named_modules()}
 
     collate = getattr(dataset, "collate_fn", None)
     samples = 0
@@ -52,9 +64,13 @@ def per_sample_importances(model, criterion, dataset, device, batch_size: int) -
                   if multitask else [(None, slice(None))])
         for task, index in groups:
             inputs = (x[index], task) if multitask else (x[index],)
-            squares = _linear_squares(model, criterion, inputs, y[index]) if linear_only else None
+            target = y[index]
+            if labels == "predicted":
+                with torch.no_grad():
+                    target = model(*inputs).argmax(1)
+            squares = _linear_squares(model, criterion, inputs, target, names) if linear_only else None
             if squares is None:  # a layer other than a plain linear map: the general way
-                squares = _vmap_squares(model, criterion, inputs, y[index], params)
+                squares = _vmap_squares(model, criterion, inputs, target, params)
             for name, square in squares.items():
                 totals[name] += square
         samples += len(x)
@@ -69,7 +85,7 @@ def _linear_parameters(model) -> set[str]:
             for name, _ in module.named_parameters(recurse=False)}
 
 
-def _linear_squares(model, criterion, inputs, y) -> dict[str, torch.Tensor] | None:
+def _linear_squares(model, criterion, inputs, y, names=None) -> dict[str, torch.Tensor] | None:
     """Sums over the samples of the squared per-sample gradients, for a model whose every
     parameter sits in an `nn.Linear`, in one forward and backward pass.
 
@@ -77,6 +93,7 @@ def _linear_squares(model, criterion, inputs, y) -> dict[str, torch.Tensor] | No
     the map's output (g) and its input (a), so the sum of its squares is (g^2)^T (a^2),
     and the bias's is sum g^2. Valid when each sample's loss depends on its own row only
     (eval mode) and each map runs once on 2-D input; None otherwise (the caller falls back).
+    `names` (module -> qualified name) can be passed in to save rebuilding it per call.
     """
     seen: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
     usable = True
@@ -104,7 +121,8 @@ def _linear_squares(model, criterion, inputs, y) -> dict[str, torch.Tensor] | No
     finally:
         for handle in handles:
             handle.remove()
-    names = {module: name for name, module in model.named_modules()}
+    if names is None:
+        names = {module: name for name, module in model.named_modules()}
     squares = {}
     for module, g in zip(modules, grads):
         if g is None:
@@ -131,12 +149,30 @@ def _vmap_squares(model, criterion, inputs, y, params) -> dict[str, torch.Tensor
     return {name: g.pow(2).sum(0) for name, g in gradients.items()}
 
 
-class PerSampleFisher:
-    """Mixin for an `EWCPlugin`: importances from `per_sample_importances`."""
+class FisherChoice:
+    """Mixin for an `EWCPlugin`: the importances `fisher` and `fisher_labels` choose.
+
+    "minibatch" is the plugin's own `compute_importances` (Avalanche's), "per-sample"
+    `per_sample_importances` at the `fisher_labels` labels."""
+
+    fisher_estimate: str = "minibatch"
+    fisher_labels: str = "true"
+
+    def choose_fisher(self, fisher: str, fisher_labels: str) -> None:
+        if fisher == "minibatch" and fisher_labels != "true":
+            raise ValueError("fisher_labels applies to fisher='per-sample' only")
+        self.fisher_estimate, self.fisher_labels = fisher, fisher_labels
 
     def compute_importances(self, model, criterion, optimizer, dataset, device, batch_size, num_workers=0):
-        return per_sample_importances(model, criterion, dataset, device, batch_size)
+        if self.fisher_estimate == "per-sample":
+            return per_sample_importances(model, criterion, dataset, device, batch_size, labels=self.fisher_labels)
+        return super().compute_importances(model, criterion, optimizer, dataset, device, batch_size,
+                                           num_workers=num_workers)
 
 
-class PerSampleEWCPlugin(PerSampleFisher, EWCPlugin):
+class PerSampleEWCPlugin(FisherChoice, EWCPlugin):
     """Avalanche's `EWCPlugin` (either mode) with the per-sample Fisher."""
+
+    def __init__(self, *, fisher_labels: str = "true", **ewc):
+        super().__init__(**ewc)
+        self.choose_fisher("per-sample", fisher_labels)

@@ -10,7 +10,7 @@ import math
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from clbench import Method, StrategyContext
 
@@ -26,10 +26,13 @@ class EWCHyperparameters(Hyperparameters):
     is ``ewc_lambda * sum_t sum_i F_t,i (theta_i - theta*_t,i)^2`` (no 1/2), with F the
     squared minibatch gradients averaged over the phase's training data by default, or the
     squared per-sample gradients (``fisher="per-sample"``, the papers' estimate, about
-    batch-size times larger; `fisher` module).
+    batch-size times larger; `fisher` module), each at the sample's true label or, as van
+    de Ven's code by default, at the predicted one (``fisher_labels="predicted"``).
+    van de Ven's penalty carries a factor 1/2 that this one lacks: his lambda is twice
+    clbench's (``ewc_lambda = lambda_vdV / 2``).
     """
 
-    added_later: ClassVar[tuple[str, ...]] = ("fisher",)
+    added_later: ClassVar[tuple[str, ...]] = ("fisher", "fisher_labels")
 
     ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
     penalty: Literal["merged", "per-task"] = Field(
@@ -42,6 +45,20 @@ class EWCHyperparameters(Hyperparameters):
         description="'minibatch': Avalanche's squared minibatch-mean gradients; 'per-sample': "
                     "squared per-sample gradients, as Kirkpatrick et al. and van de Ven's code",
     )
+    fisher_labels: Literal["true", "predicted"] = Field(
+        "true", description="per-sample Fisher only: each sample's loss at its true label (the "
+                            "empirical Fisher) or at the predicted one (van de Ven's default)")
+
+    @model_validator(mode="after")
+    def _labels_need_per_sample(self):
+        _check_fisher_labels(self)
+        return self
+
+
+def _check_fisher_labels(hp) -> None:
+    if hp.fisher == "minibatch" and hp.fisher_labels != "true":
+        raise ValueError("fisher_labels='predicted' needs fisher='per-sample' (Avalanche's minibatch "
+                         "estimate always uses the true labels)")
 
 
 class OnlineEWCHyperparameters(Hyperparameters):
@@ -50,15 +67,24 @@ class OnlineEWCHyperparameters(Hyperparameters):
     One penalty whose importance is ``decay_factor * old + new`` after each phase.
     Defaults: ``ewc_lambda=500`` as for offline EWC (the early power-law code), so the two
     differ only in how importances accumulate; ``decay_factor=0.1`` is the default of
-    Avalanche's examples/ewc_mnist.py (``--decay_factor``).
+    Avalanche's examples/ewc_mnist.py (``--decay_factor``). van de Ven's penalty is
+    ``lambda/2 * gamma * F`` with F accumulated as here, so his (lambda, gamma) is
+    clbench's ``ewc_lambda = lambda * gamma / 2``.
     """
 
-    added_later: ClassVar[tuple[str, ...]] = ("fisher",)
+    added_later: ClassVar[tuple[str, ...]] = ("fisher", "fisher_labels")
 
     ewc_lambda: float = Field(500.0, ge=0, description="penalty weight")
     decay_factor: float = Field(0.1, ge=0, le=1, description="decay of the old importances (gamma)")
     fisher: Literal["minibatch", "per-sample"] = Field(
         "minibatch", description="the Fisher estimate, as for ewc")
+    fisher_labels: Literal["true", "predicted"] = Field(
+        "true", description="per-sample Fisher only: the labels, as for ewc")
+
+    @model_validator(mode="after")
+    def _labels_need_per_sample(self):
+        _check_fisher_labels(self)
+        return self
 
 
 class SIHyperparameters(Hyperparameters):
@@ -104,19 +130,19 @@ def make_ewc(ctx: StrategyContext, hp: EWCHyperparameters):
     the per-phase quadratics into one (see `ewc_merged`), so every step costs the same.
     """
     if hp.penalty == "per-task":
-        return _ewc_strategy(ctx, hp.fisher, ewc_lambda=hp.ewc_lambda, mode="separate")
+        return _ewc_strategy(ctx, hp, ewc_lambda=hp.ewc_lambda, mode="separate")
     from avalanche.training.templates import SupervisedTemplate
 
     from .ewc_merged import MergedEWCPlugin
 
     kwargs = ctx.strategy_kwargs()
-    kwargs["plugins"].append(MergedEWCPlugin(hp.ewc_lambda, fisher=hp.fisher))
+    kwargs["plugins"].append(MergedEWCPlugin(hp.ewc_lambda, fisher=hp.fisher, fisher_labels=hp.fisher_labels))
     return SupervisedTemplate(**kwargs)
 
 
-def _ewc_strategy(ctx: StrategyContext, fisher: str, **ewc):
+def _ewc_strategy(ctx: StrategyContext, hp, **ewc):
     """Avalanche's `EWC` strategy, or the same template with the per-sample Fisher plugin."""
-    if fisher == "minibatch":
+    if hp.fisher == "minibatch":
         from avalanche.training.supervised import EWC
 
         return EWC(**ctx.strategy_kwargs(), **ewc)
@@ -125,13 +151,13 @@ def _ewc_strategy(ctx: StrategyContext, fisher: str, **ewc):
     from .fisher import PerSampleEWCPlugin
 
     kwargs = ctx.strategy_kwargs()
-    kwargs["plugins"].append(PerSampleEWCPlugin(**ewc))
+    kwargs["plugins"].append(PerSampleEWCPlugin(fisher_labels=hp.fisher_labels, **ewc))
     return SupervisedTemplate(**kwargs)
 
 
 def make_online_ewc(ctx: StrategyContext, hp: OnlineEWCHyperparameters):
     """`avalanche.training.EWC` with a single decayed penalty (constant cost per phase)."""
-    return _ewc_strategy(ctx, hp.fisher, ewc_lambda=hp.ewc_lambda, mode="online",
+    return _ewc_strategy(ctx, hp, ewc_lambda=hp.ewc_lambda, mode="online",
                          decay_factor=hp.decay_factor)
 
 
