@@ -1,5 +1,8 @@
 """The investigation scripts under leaderboards/investigations measure what they say.
 
+`pmnist_inputs.py` re-runs permuted MNIST on pixels scaled to [0, 1]; its table is only
+evidence if the runs receive exactly those inputs, and van de Ven's EWC settings.
+
 `lwf_class_incremental.py` puts van de Ven's LwF losses back one by one; its table is only
 evidence if each piece is the loss it names. These tests pin them to the formulas written
 out by hand (van de Ven's `loss_fn_kd`: soft targets padded with zeros for the current
@@ -58,3 +61,30 @@ def test_padded_distillation_is_van_de_vens_loss_fn_kd(lwf):
     assert (out.grad[:, 4:6] > 0).all()  # gradient descent lowers them
     assert out.grad[:, 6:].abs().max() == 0
 
+
+
+INPUTS = SCRIPT.parent / "pmnist_inputs.py"
+
+
+def test_the_input_scaling_investigation_trains_on_pixels_in_0_1(data_root, monkeypatch):
+    from clbench import datasets
+    from clbench.presets import get_protocol
+    from clbench.protocol import apply_overrides
+    from clbench.tasks import load_tasks
+
+    monkeypatch.setitem(datasets.NORMALISATION, "mnist", datasets.NORMALISATION["mnist"])  # restored after
+    inputs = runpy.run_path(str(INPUTS))
+    benchmark = apply_overrides(get_protocol("vdv-pmnist-domain"),
+                                ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=256",
+                                 "benchmark.test_samples_per_task=100", "evaluation.curve_test_samples=100"]).benchmark
+    standardised = load_tasks(benchmark, data_root, 0)
+    inputs["unit_interval_inputs"]()
+    scaled = load_tasks(benchmark, data_root, 0)
+    for before, after in zip(standardised, scaled):
+        for x, raw in ((after.train_x, before.train_x), (after.test_x, before.test_x)):
+            assert x.min() == 0 and x.max() == 1
+            assert (x == 0).float().mean() > 0.5  # MNIST's background: exactly 0, hence no gradient
+            # the same images in the same permuted order, only scaled: raw = (x - mean) / std
+            assert torch.allclose(raw, (x - 0.1307) / 0.3081, atol=1e-5)
+    assert inputs["method_settings"]("ewc-vdv") == (
+        "ewc", {"ewc_lambda": "250", "fisher": "per-sample", "fisher_labels": "predicted"})
