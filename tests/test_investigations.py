@@ -1,6 +1,6 @@
 """The investigation scripts under leaderboards/investigations measure what they say.
 
-`pmnist_inputs.py` re-runs permuted MNIST on pixels scaled to [0, 1]; its table is only
+`input_scaling.py` re-runs reference rows on pixels scaled to [0, 1]; its table is only
 evidence if the runs receive exactly those inputs, and van de Ven's EWC settings.
 
 `lwf_class_incremental.py` puts van de Ven's LwF losses back one by one; its table is only
@@ -63,7 +63,7 @@ def test_padded_distillation_is_van_de_vens_loss_fn_kd(lwf):
 
 
 
-INPUTS = SCRIPT.parent / "pmnist_inputs.py"
+INPUTS = SCRIPT.parent / "input_scaling.py"
 
 
 def test_the_input_scaling_investigation_trains_on_pixels_in_0_1(data_root, monkeypatch):
@@ -86,5 +86,5 @@ def test_the_input_scaling_investigation_trains_on_pixels_in_0_1(data_root, monk
             assert (x == 0).float().mean() > 0.5  # MNIST's background: exactly 0, hence no gradient
             # the same images in the same permuted order, only scaled: raw = (x - mean) / std
             assert torch.allclose(raw, (x - 0.1307) / 0.3081, atol=1e-5)
-    assert inputs["method_settings"]("ewc-vdv") == (
+    assert inputs["method_settings"]("vdv-pmnist-domain", "ewc-vdv") == (
         "ewc", {"ewc_lambda": "250", "fisher": "per-sample", "fisher_labels": "predicted"})

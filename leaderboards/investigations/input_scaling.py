@@ -1,0 +1,125 @@
+"""Are clbench's gaps to van de Ven & Tolias 2019 the input scaling?
+
+    python leaderboards/investigations/input_scaling.py [--protocols P ...] [--seeds S ...]
+
+clbench standardises MNIST (pixel / 255, minus 0.1307, over 0.3081); van de Ven's code
+feeds the pixels scaled to [0, 1] (torchvision's `ToTensor`, no normalisation; for
+permuted MNIST padded to 32 x 32). In his inputs a background pixel is exactly 0, so a
+first-layer weight whose pixel is background in the current task gets no gradient;
+standardised, the background is -0.42 and every weight moves on every task, which could
+add interference between tasks. (The padding itself cannot matter to an MLP beyond the
+initial weights' scale: a pixel that is always 0 adds nothing to any activation and its
+weights get no gradient.)
+
+This script re-runs rows of the reference suites through clbench's own runner
+(in-process, same protocol, model, optimizer, budget and metrics as the committed
+records) on MNIST scaled to [0, 1], and writes `input-scaling.md` beside itself, next to
+the committed standardised records of the same setting and seeds (read, not re-run).
+Rows: `naive` (the paper's "None"), `ewc-vdv` (EWC with van de Ven's estimate and
+penalty, `clbench.suites.vandeven_penalty`), `lwf` and `icarl` (2,000 images) with
+clbench's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from clbench import datasets
+from clbench.datasets import resolve_data_root
+from clbench.leaderboard import read_records
+from clbench.plugins import get_registry
+from clbench.presets import get_protocol
+from clbench.protocol import apply_overrides
+from clbench.records import write_atomic
+from clbench.references import PUBLISHED
+from clbench.runner import RunRequest, run
+from clbench.suites import VANDEVEN_2019_HYPERPARAMETERS, vandeven_penalty
+
+HERE = Path(__file__).resolve().parent
+#: protocol -> (rows, default seeds): permuted MNIST runs take 10-20 minutes here, Split MNIST one
+ROWS = {
+    "vdv-pmnist-domain": (("naive", "ewc-vdv"), (0,)),
+    "vdv-smnist-domain": (("naive", "ewc-vdv", "lwf"), (0, 1, 2)),
+    "vdv-smnist-class": (("naive", "lwf", "icarl"), (0, 1, 2)),
+}
+
+
+def method_settings(protocol: str, row: str) -> tuple[str, dict]:
+    """Method name and hyperparameters of a row."""
+    if row == "ewc-vdv":
+        items = vandeven_penalty("ewc", VANDEVEN_2019_HYPERPARAMETERS[protocol]["ewc"])
+        return "ewc", dict(item.split("=", 1) for item in items)
+    return row, {"memory_size": "2000"} if row == "icarl" else {}
+
+
+def unit_interval_inputs() -> None:
+    """From now on, this process's MNIST is pixel / 255, as van de Ven's `ToTensor`."""
+    datasets.NORMALISATION["mnist"] = ((0.0,), (1.0,))
+
+
+def committed_acc(protocol: str, method: str, hp: dict, seeds) -> dict[int, float]:
+    """ACC (%) of the committed standardised records of this setting, by seed."""
+    wanted = get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
+    records = read_records([HERE.parent / f"reference-{protocol}" / "records"])
+    return {r.seed: 100 * r.metrics.acc for r in records
+            if r.method.name == method and r.method.hyperparameters == wanted and r.seed in seeds
+            and r.protocol["environment"]["kind"] == "sequential"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--protocols", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: 0 on permuted MNIST, 0 1 2 on Split MNIST")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="protocol override (a quick look on a smaller protocol; writes nothing)")
+    args = parser.parse_args(argv)
+    data_root = resolve_data_root(args.data_root)
+    plans = []
+    for name in args.protocols:
+        rows, seeds = ROWS[name]
+        for row in rows:
+            method, hp = method_settings(name, row)
+            seeds_here = tuple(args.seeds or seeds)
+            # the committed records are of the full protocol: beside a smaller one they would mislead
+            committed = {} if args.set else committed_acc(name, method, hp, seeds_here)
+            plans.append((name, row, method, hp, seeds_here, committed))
+    unit_interval_inputs()
+    results = []
+    for name, row, method, hp, seeds, committed in plans:
+        protocol = apply_overrides(get_protocol(name), args.set)
+        registered = get_registry().get(method)
+        for seed in seeds:
+            record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp), seed, data_root))
+            results.append({"protocol": name, "row": row, "seed": seed, "standardised": committed.get(seed),
+                            "[0, 1]": 100 * record.metrics.acc,
+                            "learning acc. [0, 1]": 100 * record.metrics.learning_accuracy})
+            print(f"{name} {row} seed {seed}: ACC {results[-1]['[0, 1]']:.2f}", file=sys.stderr, flush=True)
+    frame = pd.DataFrame(results)
+    summary = frame.groupby(["protocol", "row"], sort=False).agg(
+        seeds=("seed", "size"), standardised=("standardised", "mean"), unit=("[0, 1]", "mean"))
+    summary["difference"] = summary.unit - summary.standardised
+    summary["published"] = [PUBLISHED[(p, method_settings(p, r)[0], "sequential")].acc for p, r in summary.index]
+    summary = summary.rename(columns={"standardised": "standardised (committed)", "unit": "[0, 1] inputs"})
+    tables = (summary.reset_index().to_markdown(index=False, floatfmt=".2f") + "\n\nPer seed:\n\n"
+              + frame.to_markdown(index=False, floatfmt=".2f"))
+    print(tables)
+    if args.set:
+        return 0
+    settings = "; ".join(f"{p}: {', '.join(f'{k}={v}' for k, v in method_settings(p, 'ewc-vdv')[1].items())}"
+                         for p in args.protocols if "ewc-vdv" in ROWS[p][0])
+    write_atomic(HERE / "input-scaling.md",
+                 "# van de Ven's input scaling on clbench's reference protocols\n\n"
+                 "ACC in % at the end of each protocol: clbench's standardised inputs (the committed "
+                 "records) beside the same runs on pixels scaled to [0, 1]; mean over the seeds, then "
+                 f"per seed. `ewc-vdv`: {settings}. Written by `input_scaling.py` (its docstring "
+                 "says why).\n\n" + tables + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
