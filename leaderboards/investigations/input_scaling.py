@@ -13,8 +13,9 @@ weights get no gradient.)
 
 This script re-runs rows of the reference suites through clbench's own runner
 (in-process, same protocol, model, optimizer, budget and metrics as the committed
-records) on MNIST scaled to [0, 1], and writes `input-scaling.md` beside itself, next to
-the committed standardised records of the same setting and seeds (read, not re-run).
+records) on MNIST scaled to [0, 1], and writes what it finds beside itself, next to
+the committed standardised records of the same setting and seeds (read, not re-run), one
+page per protocol: `input-scaling-PROTOCOL.md`.
 Rows: `naive` (the paper's "None"), `ewc-vdv` (EWC with van de Ven's estimate and
 penalty, `clbench.suites.vandeven_penalty`), `lwf` and `icarl` (2,000 images) with
 clbench's defaults.
@@ -70,6 +71,24 @@ def committed_acc(protocol: str, method: str, hp: dict, seeds) -> dict[int, floa
             and r.protocol["environment"]["kind"] == "sequential"}
 
 
+def _tables(protocol: str, runs: pd.DataFrame) -> str:
+    """One protocol's page: the mean over seeds per row, then every seed."""
+    summary = runs.groupby("row", sort=False).agg(
+        seeds=("seed", "size"), standardised=("standardised", "mean"), unit=("[0, 1]", "mean"))
+    summary["difference"] = summary.unit - summary.standardised
+    summary["published"] = [PUBLISHED[(protocol, method_settings(protocol, row)[0], "sequential")].acc
+                            for row in summary.index]
+    summary = summary.rename(columns={"standardised": "standardised (committed)", "unit": "[0, 1] inputs"})
+    ewc = ", ".join(f"{k}={v}" for k, v in method_settings(protocol, "ewc-vdv")[1].items())
+    return (f"# `{protocol}` with van de Ven's input scaling\n\n"
+            "ACC in % at the end of the protocol: clbench's standardised inputs (the committed records) "
+            "beside the same runs on pixels scaled to [0, 1]; mean over the seeds, then per seed"
+            + (f". `ewc-vdv`: {ewc}" if "ewc-vdv" in summary.index else "")
+            + ". Written by `input_scaling.py` (its docstring says why).\n\n"
+            + summary.reset_index().to_markdown(index=False, floatfmt=".2f") + "\n\nPer seed:\n\n"
+            + runs.drop(columns="protocol").to_markdown(index=False, floatfmt=".2f") + "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocols", nargs="+", default=list(ROWS), choices=list(ROWS))
@@ -100,24 +119,11 @@ def main(argv=None) -> int:
                             "learning acc. [0, 1]": 100 * record.metrics.learning_accuracy})
             print(f"{name} {row} seed {seed}: ACC {results[-1]['[0, 1]']:.2f}", file=sys.stderr, flush=True)
     frame = pd.DataFrame(results)
-    summary = frame.groupby(["protocol", "row"], sort=False).agg(
-        seeds=("seed", "size"), standardised=("standardised", "mean"), unit=("[0, 1]", "mean"))
-    summary["difference"] = summary.unit - summary.standardised
-    summary["published"] = [PUBLISHED[(p, method_settings(p, r)[0], "sequential")].acc for p, r in summary.index]
-    summary = summary.rename(columns={"standardised": "standardised (committed)", "unit": "[0, 1] inputs"})
-    tables = (summary.reset_index().to_markdown(index=False, floatfmt=".2f") + "\n\nPer seed:\n\n"
-              + frame.to_markdown(index=False, floatfmt=".2f"))
-    print(tables)
-    if args.set:
-        return 0
-    settings = "; ".join(f"{p}: {', '.join(f'{k}={v}' for k, v in method_settings(p, 'ewc-vdv')[1].items())}"
-                         for p in args.protocols if "ewc-vdv" in ROWS[p][0])
-    write_atomic(HERE / "input-scaling.md",
-                 "# van de Ven's input scaling on clbench's reference protocols\n\n"
-                 "ACC in % at the end of each protocol: clbench's standardised inputs (the committed "
-                 "records) beside the same runs on pixels scaled to [0, 1]; mean over the seeds, then "
-                 f"per seed. `ewc-vdv`: {settings}. Written by `input_scaling.py` (its docstring "
-                 "says why).\n\n" + tables + "\n")
+    for name, runs in frame.groupby("protocol", sort=False):
+        tables = _tables(name, runs)
+        print(tables)
+        if not args.set:
+            write_atomic(HERE / f"input-scaling-{name}.md", tables)
     return 0
 
 
