@@ -1,7 +1,10 @@
 """The investigation scripts under leaderboards/investigations measure what they say.
 
 `input_scaling.py` re-runs reference rows on pixels scaled to [0, 1]; its table is only
-evidence if the runs receive exactly those inputs, and van de Ven's EWC settings.
+evidence if the runs receive exactly those inputs, and van de Ven's EWC settings. Its first
+version patched the scaling in the method's process only, while clbench builds tasks and
+test sets in a separate harness process: its runs trained on standardised inputs. The
+test therefore checks what the strategy trains on and what the harness scores.
 
 `lwf_class_incremental.py` puts van de Ven's LwF losses back one by one; its table is only
 evidence if each piece is the loss it names. These tests pin them to the formulas written
@@ -9,6 +12,7 @@ out by hand (van de Ven's `loss_fn_kd`: soft targets padded with zeros for the c
 classes, cross-entropy over every seen class's unit).
 """
 
+import os
 import runpy
 from pathlib import Path
 
@@ -66,25 +70,48 @@ def test_padded_distillation_is_van_de_vens_loss_fn_kd(lwf):
 INPUTS = SCRIPT.parent / "input_scaling.py"
 
 
-def test_the_input_scaling_investigation_trains_on_pixels_in_0_1(data_root, monkeypatch):
+def test_the_input_scaling_investigation_trains_and_tests_on_pixels_in_0_1(data_root, monkeypatch):
+    """The data are built in clbench's harness process (a fresh interpreter), so the
+    check is on what the strategy trains on and on how the harness scores: the same
+    trained model scores differently on standardised and on [0, 1] test sets."""
+    from avalanche.core import SupervisedPlugin
+
     from clbench import datasets
+    from clbench.isolation import stop_harness
+    from clbench.plugins import get_registry
     from clbench.presets import get_protocol
     from clbench.protocol import apply_overrides
-    from clbench.tasks import load_tasks
+    from clbench.runner import RunRequest, run
+
+    class Keep(SupervisedPlugin):
+        def after_training_exp(self, strategy, **kwargs):
+            self.x = torch.cat([strategy.experience.dataset[i][0].unsqueeze(0)
+                                for i in range(len(strategy.experience.dataset))])
 
     monkeypatch.setitem(datasets.NORMALISATION, "mnist", datasets.NORMALISATION["mnist"])  # restored after
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    protocol = apply_overrides(get_protocol("vdv-pmnist-domain"),
+                               ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=256", "training.epochs=1",
+                                "benchmark.test_samples_per_task=200", "evaluation.curve_test_samples=100"])
+    naive = get_registry().get("naive")
+
+    def trained_on():
+        keep = Keep()
+        record = run(RunRequest(protocol, naive, naive.method.parse_hyperparameters({}), 0, data_root,
+                                observers=[keep]))
+        return keep.x, record
+
+    standardised, before = trained_on()
     inputs = runpy.run_path(str(INPUTS))
-    benchmark = apply_overrides(get_protocol("vdv-pmnist-domain"),
-                                ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=256",
-                                 "benchmark.test_samples_per_task=100", "evaluation.curve_test_samples=100"]).benchmark
-    standardised = load_tasks(benchmark, data_root, 0)
-    inputs["unit_interval_inputs"]()
-    scaled = load_tasks(benchmark, data_root, 0)
-    for before, after in zip(standardised, scaled):
-        for x, raw in ((after.train_x, before.train_x), (after.test_x, before.test_x)):
-            assert x.min() == 0 and x.max() == 1
-            assert (x == 0).float().mean() > 0.5  # MNIST's background: exactly 0, hence no gradient
-            # the same images in the same permuted order, only scaled: raw = (x - mean) / std
-            assert torch.allclose(raw, (x - 0.1307) / 0.3081, atol=1e-5)
+    try:
+        inputs["unit_interval_inputs"]()
+        scaled, after = trained_on()
+    finally:
+        stop_harness()  # the next test's harness starts without the patch
+    assert scaled.min() == 0 and scaled.max() == 1 and (scaled == 0).float().mean() > 0.5
+    assert standardised.min() < -0.4  # MNIST's standardised background
+    # the same images in the same permuted order, only scaled: x_std = (x - mean) / std
+    assert torch.allclose(standardised, (scaled - 0.1307) / 0.3081, atol=1e-5)
+    assert before.accuracy_matrix != after.accuracy_matrix
     assert inputs["method_settings"]("vdv-pmnist-domain", "ewc-vdv") == (
         "ewc", {"ewc_lambda": "250", "fisher": "per-sample", "fisher_labels": "predicted"})
