@@ -107,7 +107,8 @@ def test_methods_json_lists_the_catalogue(cli):
     assert all(rows[m]["scenarios"] == (["domain", "class"] if m == "der" else ["task", "domain", "class"])
                for m in SMOKE_EXEMPLARS)
     # every hyperparameter, also one left out of records at its default (`added_later`)
-    assert rows["ewc"]["hyperparameters"] == {"ewc_lambda": 500.0, "penalty": "merged", "fisher": "minibatch"}
+    assert rows["ewc"]["hyperparameters"] == {"ewc_lambda": 500.0, "penalty": "merged", "fisher": "minibatch",
+                                              "fisher_labels": "true"}
     assert rows["naive"]["hyperparameters"] == {}
 
 
