@@ -42,13 +42,18 @@ if _PREVIOUS is signal.default_int_handler:  # not when started with SIGINT igno
 
 
 def main() -> int:
-    from .cli import main as cli_main
+    try:
+        from .cli import main as cli_main
 
-    if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-        signal.signal(signal.SIGINT, _PREVIOUS)
-    code = cli_main()
-    if code == EXIT_INTERRUPTED:
-        _exit_now(code)
-    if signal.getsignal(signal.SIGINT) is _PREVIOUS and _PREVIOUS is signal.default_int_handler:
-        signal.signal(signal.SIGINT, lambda number, frame: _exit_now(EXIT_INTERRUPTED))
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            # A Ctrl-C that lands inside this call runs the handler being installed
+            # (Python looks handlers up when it runs them): KeyboardInterrupt, caught below.
+            signal.signal(signal.SIGINT, _PREVIOUS)
+        code = cli_main()
+        if code == EXIT_INTERRUPTED:
+            _exit_now(code)
+        if signal.getsignal(signal.SIGINT) is _PREVIOUS and _PREVIOUS is signal.default_int_handler:
+            signal.signal(signal.SIGINT, lambda number, frame: _exit_now(EXIT_INTERRUPTED))
+    except KeyboardInterrupt:  # outside cli_main's own handler: still one line
+        _interrupted_while_starting(signal.SIGINT, None)
     return code

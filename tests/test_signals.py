@@ -185,6 +185,48 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line(after):
     assert lines == ["clbench: interrupted"] and process.returncode == 130, rest
 
 
+#: Python runs a signal's handler when it next checks, looking the handler up then: a Ctrl-C
+#: that lands while clbench._entry hands SIGINT back to Python's default runs the default,
+#: KeyboardInterrupt. CI once hit that window (a traceback); this driver lands a Ctrl-C in
+#: it every time, and at the other handovers.
+HANDOVER_DRIVER = '''
+import os
+import signal
+import sys
+
+from clbench import _entry
+
+WHEN = sys.argv.pop(1)
+original = signal.signal
+
+
+def signal_then_ctrl_c(number, handler):
+    previous = original(number, handler)
+    if number == signal.SIGINT and WHEN == "handover":
+        os.kill(os.getpid(), signal.SIGINT)
+    return previous
+
+
+signal.signal = signal_then_ctrl_c
+if WHEN == "after-the-command":
+    from clbench import cli
+
+    command = cli.main
+    cli.main = lambda: (command(), os.kill(os.getpid(), signal.SIGINT), 0)[-1]
+sys.exit(_entry.main())
+'''
+
+
+@pytest.mark.parametrize("when", ["handover", "after-the-command"])
+def test_ctrl_c_at_the_handover_of_sigint_is_one_line(tmp_path, when):
+    driver = tmp_path / "driver.py"
+    driver.write_text(HANDOVER_DRIVER)
+    process = subprocess.run([sys.executable, str(driver), when, "suite", "--list"], capture_output=True,
+                             text=True, cwd=REPO, preexec_fn=_ctrl_c_reaches_it, timeout=120)
+    assert "Traceback" not in process.stderr, process.stderr
+    assert process.stderr.splitlines() == ["clbench: interrupted"] and process.returncode == 130, process.stderr
+
+
 def test_the_console_script_is_the_interrupt_safe_entry_point():
     script = Path(sys.executable).parent / "clbench"
     if not script.exists():
