@@ -23,6 +23,7 @@ clbench's defaults.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -80,10 +81,16 @@ def unit_interval_inputs() -> None:
     stop_harness()  # a harness started before now would still standardise
 
 
+@functools.cache
+def _committed_records(protocol: str) -> tuple:
+    """A reference suite's committed records, read once however many rows ask."""
+    return tuple(read_records([HERE.parent / f"reference-{protocol}" / "records"]))
+
+
 def committed_acc(protocol: str, method: str, hp: dict, seeds) -> dict[int, float]:
     """ACC (%) of the committed standardised records of this setting, by seed."""
     wanted = get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
-    records = read_records([HERE.parent / f"reference-{protocol}" / "records"])
+    records = _committed_records(protocol)
     return {r.seed: 100 * r.metrics.acc for r in records
             if r.method.name == method and r.method.hyperparameters == wanted and r.seed in seeds
             and r.protocol["environment"]["kind"] == "sequential"}
