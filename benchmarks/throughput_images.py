@@ -73,13 +73,13 @@ class Lean:
     """The floor: pre-standardised image tensors on the device, batched crop-and-flip."""
 
     def __init__(self, root: Path, n_train: int, architecture: str, device):
-        from clbench.augment import standardised_black
+        from clbench.augment import black_pixel
         from clbench.datasets import load_raw
 
         raw = load_raw("cifar100", root)
         self.x = raw.standardised(raw.train_x[:n_train]).view(-1, 3, 32, 32).to(device)
         self.y = raw.train_y[:n_train].to(device)
-        self.fill = standardised_black("split-cifar100").to(device)
+        self.fill = black_pixel("split-cifar100").to(device)
         self.architecture, self.device = architecture, torch.device(device)
 
     def train(self) -> float:

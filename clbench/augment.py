@@ -5,8 +5,8 @@ torchvision's `RandomCrop(size, padding=4)` followed by `RandomHorizontalFlip()`
 `SplitCIFAR100` default train transform, Mammoth's seq-cifar100 and seq-tinyimg): pad the
 image with 4 black pixels on each side, cut a window of the original size at a uniformly
 drawn offset (81 positions), then mirror it left-right with probability 1/2. clbench's
-images are already standardised, so "black" is each channel's standardised 0, (0 - mean) / std,
-which makes the result identical to torchvision's transforms applied to the raw image
+images are already scaled (`benchmark.inputs`), so "black" is each channel's scaled 0
+((0 - mean) / std when standardised, 0 on unit-interval inputs), which makes the result identical to torchvision's transforms applied to the raw image
 before normalising (tests/test_augment.py checks it pixel for pixel and in distribution).
 
 `crop_flip` does a whole minibatch with one `gather`, no per-sample Python. The
@@ -57,20 +57,24 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
     return torch.where(inside[:, None], out, fill.to(x.dtype).view(1, channels, 1, 1))
 
 
-def standardised_black(benchmark_name: str) -> torch.Tensor:
-    """A black pixel after the dataset's standardisation, per channel: (0 - mean) / std."""
+def black_pixel(benchmark_name: str, inputs: str = "standardised") -> torch.Tensor:
+    """A black pixel as the model sees it, per channel: (0 - mean) / std after the
+    dataset's standardisation, 0 on unit-interval inputs (`benchmark.inputs`)."""
     mean, std = NORMALISATION[RAW_DATASET[benchmark_name]]
+    if inputs == "unit-interval":
+        return torch.zeros(len(mean))
     return -torch.tensor(mean) / torch.tensor(std)
 
 
 class BatchAugmentation(SupervisedPlugin):
     """Harness plugin: crop-flip every training minibatch on the device (see the module doc)."""
 
-    def __init__(self, benchmark_name: str, seed: int, device, channels_last: bool = False):
+    def __init__(self, benchmark_name: str, seed: int, device, channels_last: bool = False,
+                 inputs: str = "standardised"):
         super().__init__()
         self.seed = seed
         self.device = torch.device(device)
-        self.fill = standardised_black(benchmark_name).to(self.device)
+        self.fill = black_pixel(benchmark_name, inputs).to(self.device)
         self.channels_last = channels_last
         self.generator: torch.Generator | None = None
         self.augmented = 0  # samples augmented so far (for tests and benchmarks)

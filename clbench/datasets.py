@@ -71,15 +71,23 @@ class RawDataset:
     test_x: "torch.Tensor"  # noqa: F821
     test_y: "torch.Tensor"  # noqa: F821
 
-    def standardised(self, images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
-        """Images as flattened float32 rows, standardised per channel."""
+    def scaled(self, images: "torch.Tensor", inputs: str) -> "torch.Tensor":  # noqa: F821
+        """Images as flattened float32 rows, as a protocol's `benchmark.inputs` asks:
+        pixel / 255, then (for "standardised") minus the mean, over the std, per channel."""
         import torch
 
-        mean, std = NORMALISATION[self.name]
-        shape = (1, len(mean), 1, 1)
         x = images.to(torch.float32).div_(255.0)
-        x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
+        if inputs == "standardised":
+            mean, std = NORMALISATION[self.name]
+            shape = (1, len(mean), 1, 1)
+            x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
+        elif inputs != "unit-interval":
+            raise ValueError(f"unknown input scaling {inputs!r}")
         return x.reshape(len(x), -1)
+
+    def standardised(self, images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+        """Images as flattened float32 rows, standardised per channel."""
+        return self.scaled(images, "standardised")
 
     @cached_property
     def standardised_splits(self) -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821

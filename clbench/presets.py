@@ -49,7 +49,8 @@ def _vandeven_protocols() -> list[Protocol]:
     clbench counts epochs of a fixed pool, so the iteration counts are met exactly with
     pools of 10,240 (80 batches x 25 epochs) and 32,000 images (250 batches x 20 epochs)
     where the reference draws from all of a task's training images. Other differences
-    (leaderboards/README.md): inputs standardised rather than scaled to [0, 1]; permuted
+    (leaderboards/README.md): inputs standardised rather than scaled to [0, 1] (clbench's
+    default; `--set benchmark.inputs=unit-interval` gives the paper's); permuted
     MNIST not padded to 32 x 32; task-incremental heads are separate 2-way heads rather
     than masked units of one layer (the same softmax).
     """

@@ -77,6 +77,13 @@ class BenchmarkSpec(_Frozen):
                     "within a task) or class (one head over all classes); default: the "
                     "benchmark's own (docs/scenarios.md).",
     )
+    inputs: Literal["standardised", "unit-interval"] = Field(
+        default="standardised",
+        description="What the model sees of each pixel: standardised, (pixel / 255 - mean) / std "
+                    "per channel with the dataset's commonly reported statistics; unit-interval, "
+                    "pixel / 255 (torchvision's ToTensor without Normalize, as many MNIST papers "
+                    "and van de Ven's code).",
+    )
     stream: Literal["evaluation", "tuning"] = Field(
         default="evaluation",
         description="evaluation: test on the dataset's test split; tuning: the same structure "
@@ -232,7 +239,8 @@ SETUP_FIELDS = ("benchmark", "model", "training", "evaluation")
 #: Fields added after protocols were first hashed: at these values they are left out of
 #: the hash, so every earlier protocol (and record) keeps its hash.
 _UNHASHED_DEFAULTS = {("training", "augmentation"): "none", ("training", "precision"): "fp32",
-                      ("training", "optimizer_kernel"): "default", ("benchmark", "stream"): "evaluation"}
+                      ("training", "optimizer_kernel"): "default", ("benchmark", "stream"): "evaluation",
+                      ("benchmark", "inputs"): "standardised"}
 
 
 def _hashed_content(protocol_data: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
@@ -251,9 +259,9 @@ def _hashed_content(protocol_data: dict[str, Any], fields: tuple[str, ...]) -> d
 def content_hash(protocol_data: dict[str, Any], fields: tuple[str, ...] = HASHED_FIELDS) -> str:
     """sha256 over the canonical JSON of `fields` of a protocol's JSON-mode dump.
 
-    `benchmark.scenario`, `benchmark.stream`, `training.augmentation`,
+    `benchmark.scenario`, `benchmark.stream`, `benchmark.inputs`, `training.augmentation`,
     `training.precision` and `training.optimizer_kernel` at their defaults (the
-    benchmark's own scenario, evaluation, none, fp32, default) are left out, so protocols
+    benchmark's own scenario, evaluation, standardised, none, fp32, default) are left out, so protocols
     from before those fields existed keep their hashes.
     """
     content = _hashed_content(protocol_data, fields)

@@ -497,7 +497,8 @@ def _harness_plugins(request: RunRequest, device: torch.device) -> list:
         from .augment import BatchAugmentation
 
         channels_last = device.type == "cuda" and protocol.model.architecture != "mlp"
-        plugins.append(BatchAugmentation(protocol.benchmark.name, request.seed, device, channels_last))
+        plugins.append(BatchAugmentation(protocol.benchmark.name, request.seed, device, channels_last,
+                                         protocol.benchmark.inputs))
     if protocol.training.precision != "fp32":
         from .precision import MixedPrecision
 

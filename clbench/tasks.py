@@ -159,22 +159,22 @@ def _subset(size: int, wanted: int | None, seed: int, *stream: object) -> torch.
     return torch.randperm(size, generator=torch_generator(seed, *stream))[:wanted].sort().values
 
 
-class _Standardiser:
-    """Standardised rows of a raw split, computed for the rows a task uses.
+class _Rows:
+    """Scaled float rows of a raw split (`benchmark.inputs`), computed for the rows a task uses.
 
-    Standardising is element-wise, so a subset's values are bit-identical to the same rows
-    of the whole split standardised at once; the whole split is standardised (once per
-    `load_tasks` call, never kept beyond it) only when a task uses all of it.
+    Scaling is element-wise, so a subset's values are bit-identical to the same rows of
+    the whole split scaled at once; the whole split is scaled (once per `load_tasks`
+    call, never kept beyond it) only when a task uses all of it.
     """
 
-    def __init__(self, raw: RawDataset, images: torch.Tensor):
-        self.raw, self.images, self._whole = raw, images, None
+    def __init__(self, raw: RawDataset, images: torch.Tensor, inputs: str):
+        self.raw, self.images, self.inputs, self._whole = raw, images, inputs, None
 
     def rows(self, index: torch.Tensor | None) -> torch.Tensor:
         if index is not None:
-            return self.raw.standardised(self.images[index])
+            return self.raw.scaled(self.images[index], self.inputs)
         if self._whole is None:
-            self._whole = self.raw.standardised(self.images)
+            self._whole = self.raw.scaled(self.images, self.inputs)
         return self._whole
 
 
@@ -182,7 +182,7 @@ def _permuted_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> lis
     available, test_available = len(raw.train_y), len(raw.test_y)
     _check_size(benchmark, "train", available, "MNIST")
     _check_size(benchmark, "test", test_available, "MNIST")
-    train, test_rows = _Standardiser(raw, raw.train_x), _Standardiser(raw, raw.test_x)
+    train, test_rows = _Rows(raw, raw.train_x, benchmark.inputs), _Rows(raw, raw.test_x, benchmark.inputs)
     n_pixels = raw.train_x[0].numel()
     tasks = []
     shape = (-1, *benchmark.input_shape)  # permuted pixels, kept in the image's shape
@@ -234,8 +234,9 @@ def _split_tasks(benchmark: BenchmarkSpec, raw: RawDataset, seed: int) -> list[T
         train_idx = train_idx if pool is None else train_idx[pool]
         shape = (-1, *benchmark.input_shape)
         tasks.append(Task(
-            raw.standardised(raw.train_x[train_idx]).view(shape), _labels(raw.train_y[train_idx], classes, benchmark),
-            raw.standardised(test_x).view(shape), _labels(test_y, classes, benchmark),
+            raw.scaled(raw.train_x[train_idx], benchmark.inputs).view(shape),
+            _labels(raw.train_y[train_idx], classes, benchmark),
+            raw.scaled(test_x, benchmark.inputs).view(shape), _labels(test_y, classes, benchmark),
             classes,
         ))
     return tasks

@@ -24,7 +24,7 @@ from scipy.stats import chi2_contingency, chisquare
 from torchvision import transforms
 from torchvision.transforms import functional as TF
 
-from clbench.augment import PADDING, BatchAugmentation, crop_flip, draw, standardised_black
+from clbench.augment import PADDING, BatchAugmentation, crop_flip, draw, black_pixel
 from clbench.datasets import NORMALISATION
 from clbench.plugins import get_registry
 from clbench.presets import get_protocol
@@ -53,7 +53,7 @@ def test_every_crop_and_flip_equals_torchvision_pixel_for_pixel():
     choices = [(t, l, f) for t in range(2 * PADDING + 1) for l in range(2 * PADDING + 1) for f in (False, True)]
     top, left, flip = (torch.tensor([c[i] for c in choices]) for i in range(3))
     ours = crop_flip(_standardise(raw).expand(len(choices), -1, -1, -1), top, left, flip,
-                     PADDING, standardised_black("split-cifar100"))
+                     PADDING, black_pixel("split-cifar100"))
     for k, (t, l, f) in enumerate(choices):
         expected = _torchvision(raw[0], t, l, f)
         assert (ours[k] - expected).abs().max() < 1e-5, (t, l, f)

@@ -12,7 +12,6 @@ out by hand (van de Ven's `loss_fn_kd`: soft targets padded with zeros for the c
 classes, cross-entropy over every seen class's unit).
 """
 
-import os
 import runpy
 from pathlib import Path
 
@@ -70,14 +69,12 @@ def test_padded_distillation_is_van_de_vens_loss_fn_kd(lwf):
 INPUTS = SCRIPT.parent / "input_scaling.py"
 
 
-def test_the_input_scaling_investigation_trains_and_tests_on_pixels_in_0_1(data_root, monkeypatch):
+def test_the_input_scaling_investigation_trains_and_tests_on_pixels_in_0_1(data_root):
     """The data are built in clbench's harness process (a fresh interpreter), so the
     check is on what the strategy trains on and on how the harness scores: the same
-    trained model scores differently on standardised and on [0, 1] test sets."""
+    runs on standardised and on [0, 1] inputs score differently."""
     from avalanche.core import SupervisedPlugin
 
-    from clbench import datasets
-    from clbench.isolation import stop_harness
     from clbench.plugins import get_registry
     from clbench.presets import get_protocol
     from clbench.protocol import apply_overrides
@@ -88,30 +85,26 @@ def test_the_input_scaling_investigation_trains_and_tests_on_pixels_in_0_1(data_
             self.x = torch.cat([strategy.experience.dataset[i][0].unsqueeze(0)
                                 for i in range(len(strategy.experience.dataset))])
 
-    monkeypatch.setitem(datasets.NORMALISATION, "mnist", datasets.NORMALISATION["mnist"])  # restored after
-    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-    protocol = apply_overrides(get_protocol("vdv-pmnist-domain"),
-                               ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=256", "training.epochs=1",
-                                "benchmark.test_samples_per_task=200", "evaluation.curve_test_samples=100"])
+    inputs = runpy.run_path(str(INPUTS))
+    small = ["benchmark.n_tasks=2", "benchmark.train_samples_per_task=256", "training.epochs=1",
+             "benchmark.test_samples_per_task=200", "evaluation.curve_test_samples=100"]
     naive = get_registry().get("naive")
 
-    def trained_on():
+    def trained_on(column):
+        protocol = apply_overrides(get_protocol("vdv-pmnist-domain"), [*small, inputs["SCALINGS"][column]])
         keep = Keep()
         record = run(RunRequest(protocol, naive, naive.method.parse_hyperparameters({}), 0, data_root,
                                 observers=[keep]))
         return keep.x, record
 
-    standardised, before = trained_on()
-    inputs = runpy.run_path(str(INPUTS))
-    try:
-        inputs["unit_interval_inputs"]()
-        scaled, after = trained_on()
-    finally:
-        stop_harness()  # the next test's harness starts without the patch
+    standardised, before = trained_on("standardised")
+    scaled, after = trained_on("[0, 1]")
     assert scaled.min() == 0 and scaled.max() == 1 and (scaled == 0).float().mean() > 0.5
     assert standardised.min() < -0.4  # MNIST's standardised background
     # the same images in the same permuted order, only scaled: x_std = (x - mean) / std
     assert torch.allclose(standardised, (scaled - 0.1307) / 0.3081, atol=1e-5)
     assert before.accuracy_matrix != after.accuracy_matrix
+    assert before.protocol["hash"] == apply_overrides(get_protocol("vdv-pmnist-domain"), small).hash
+    assert after.protocol["benchmark"]["inputs"] == "unit-interval" and after.protocol["hash"] != before.protocol["hash"]
     assert inputs["method_settings"]("vdv-pmnist-domain", "ewc-vdv") == (
         "ewc", {"ewc_lambda": "250", "fisher": "per-sample", "fisher_labels": "predicted"})

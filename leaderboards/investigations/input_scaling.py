@@ -2,7 +2,7 @@
 
     python leaderboards/investigations/input_scaling.py [--protocols P ...] [--seeds S ...]
 
-clbench standardises MNIST (pixel / 255, minus 0.1307, over 0.3081); van de Ven's code
+clbench standardises MNIST by default (pixel / 255, minus 0.1307, over 0.3081); van de Ven's code
 feeds the pixels scaled to [0, 1] (torchvision's `ToTensor`, no normalisation; for
 permuted MNIST padded to 32 x 32). In his inputs a background pixel is exactly 0, so a
 first-layer weight whose pixel is background in the current task gets no gradient;
@@ -13,7 +13,8 @@ weights get no gradient.)
 
 This script runs rows of the reference suites through clbench's own runner (same
 protocol, model, optimizer, budget and metrics as the committed records) twice on this
-machine, on standardised MNIST and on MNIST scaled to [0, 1], and writes what it finds
+machine, on standardised MNIST and on MNIST scaled to [0, 1] (the protocol field
+`benchmark.inputs`: `standardised`, `unit-interval`), and writes what it finds
 beside itself, one page per protocol: `input-scaling-PROTOCOL.md`.
 Rows: `naive` (the paper's "None"), `ewc-vdv` (EWC with van de Ven's estimate and
 penalty, `clbench.suites.vandeven_penalty`), `lwf` and `icarl` (2,000 images) with
@@ -29,7 +30,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from clbench import datasets
 from clbench.datasets import resolve_data_root
 from clbench.leaderboard import read_records
 from clbench.plugins import get_registry
@@ -57,28 +57,8 @@ def method_settings(protocol: str, row: str) -> tuple[str, dict]:
     return row, {"memory_size": "2000"} if row == "icarl" else {}
 
 
-#: Run at start-up by every Python process this one starts (`sitecustomize`): clbench's
-#: harness process, which builds the tasks and test sets, is a fresh interpreter
-#: (clbench.isolation), so a patch in this process alone would not reach the data.
-SITECUSTOMIZE = """
-import clbench.datasets
-clbench.datasets.NORMALISATION["mnist"] = ((0.0,), (1.0,))
-"""
-
-
-def unit_interval_inputs() -> None:
-    """From now on, MNIST is pixel / 255 (van de Ven's `ToTensor`) in this process and in
-    every harness process it starts."""
-    import os
-    import tempfile
-
-    from clbench.isolation import stop_harness
-
-    folder = Path(tempfile.mkdtemp(prefix="clbench-unit-inputs-"))
-    (folder / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
-    datasets.NORMALISATION["mnist"] = ((0.0,), (1.0,))
-    stop_harness()  # a harness started before now would still standardise
+#: The protocol field that says what the model sees of each pixel (clbench.protocol)
+SCALINGS = {"standardised": "benchmark.inputs=standardised", "[0, 1]": "benchmark.inputs=unit-interval"}
 
 
 @functools.cache
@@ -140,7 +120,7 @@ def main(argv=None) -> int:
             plans.append((name, row, method, hp, seeds_here, committed))
     def run_all(column: str) -> None:
         for name, row, method, hp, seeds, committed in plans:
-            protocol = apply_overrides(get_protocol(name), args.set)
+            protocol = apply_overrides(get_protocol(name), [*args.set, SCALINGS[column]])
             registered = get_registry().get(method)
             for seed in seeds:
                 record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp), seed,
@@ -154,9 +134,8 @@ def main(argv=None) -> int:
     # both scalings run here, one after the other: a committed record may come from another
     # machine, whose floating point alone can move a number by a tenth of a point
     results: dict[tuple, dict] = {}
-    run_all("standardised")
-    unit_interval_inputs()
-    run_all("[0, 1]")
+    for column in SCALINGS:
+        run_all(column)
     results = list(results.values())
     frame = pd.DataFrame(results)
     for name, runs in frame.groupby("protocol", sort=False):
