@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision.datasets import MNIST
 
-from clbench.augment import black_pixel
+from clbench.augment import BatchAugmentation, black_pixel
 from clbench.datasets import NORMALISATION
 from clbench.errors import ClbenchError
 from clbench.presets import PROTOCOLS, get_protocol
@@ -58,6 +58,8 @@ def test_unit_interval_split_mnist_in_every_scenario(data_root, scenario):
 
 def test_a_black_pixel_is_zero_on_unit_interval_inputs():
     assert torch.equal(black_pixel("split-cifar100", "unit-interval"), torch.zeros(3))
+    padding = BatchAugmentation("split-cifar100", 0, "cpu", inputs="unit-interval").fill  # crop-flip's padding
+    assert torch.equal(padding, torch.zeros(3))
     mean, std = NORMALISATION["cifar100"]
     assert torch.allclose(black_pixel("split-cifar100"), -torch.tensor(mean) / torch.tensor(std))
 
