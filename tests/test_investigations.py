@@ -10,11 +10,16 @@ test therefore checks what the strategy trains on and what the harness scores.
 evidence if each piece is the loss it names. These tests pin them to the formulas written
 out by hand (van de Ven's `loss_fn_kd`: soft targets padded with zeros for the current
 classes, cross-entropy over every seen class's unit).
+
+`fisher_labels.py` compares EWC's Fisher at the true and at the predicted labels; they
+must agree exactly where the network classifies every training image correctly, and
+differ, with the misclassified images carrying part of the true-label one, where not.
 """
 
 import runpy
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,3 +113,26 @@ def test_the_input_scaling_investigation_trains_and_tests_on_pixels_in_0_1(data_
     assert after.protocol["benchmark"]["inputs"] == "unit-interval" and after.protocol["hash"] != before.protocol["hash"]
     assert inputs["method_settings"]("vdv-pmnist-domain", "ewc-vdv") == (
         "ewc", {"ewc_lambda": "250", "fisher": "per-sample", "fisher_labels": "predicted"})
+
+
+def test_the_fisher_labels_investigation_separates_what_the_labels_change(data_root):
+    from clbench.presets import get_protocol
+    from clbench.protocol import apply_overrides
+
+    fisher = runpy.run_path(str(SCRIPT.parent / "fisher_labels.py"))
+    # two tasks of five digits, a few iterations: some training images stay misclassified
+    small = apply_overrides(get_protocol("vdv-smnist-task"), [
+        "benchmark.n_tasks=2", "benchmark.train_samples_per_task=512",
+        "benchmark.test_samples_per_task=100", "evaluation.curve_test_samples=100", "training.epochs=1",
+        "training.lr=0.0001"])
+    rows = fisher["measure"](small, data_root, 0)
+    assert [row["task"] for row in rows] == [0, 1]
+    for row in rows:
+        share = row["share of the true-label Fisher from misclassified %"]
+        if row["training error %"] == 0:
+            assert row["true / predicted"] == pytest.approx(1, rel=1e-5) and share == 0
+        else:
+            assert row["true / predicted"] != pytest.approx(1, rel=1e-3) and 0 < share < 100
+    assert any(row["training error %"] > 0 for row in rows)  # the case that tells them apart ran
+    text = fisher["page"]("vdv-smnist-task", pd.DataFrame(rows))
+    assert text.count(f"| {rows[0]['digits']} ") == 1 and "Per seed" in text
