@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from avalanche.core import SupervisedPlugin
 
-from .datasets import NORMALISATION
+from .datasets import input_statistics
 from .seeding import derive_seed
 from .tasks import RAW_DATASET
 
@@ -60,10 +60,8 @@ def crop_flip(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torc
 def black_pixel(benchmark_name: str, inputs: str = "standardised") -> torch.Tensor:
     """A black pixel as the model sees it, per channel: (0 - mean) / std after the
     dataset's standardisation, 0 on unit-interval inputs (`benchmark.inputs`)."""
-    mean, std = NORMALISATION[RAW_DATASET[benchmark_name]]
-    if inputs == "unit-interval":
-        return torch.zeros(len(mean))
-    return -torch.tensor(mean) / torch.tensor(std)
+    mean, std = input_statistics(RAW_DATASET[benchmark_name], inputs)
+    return (0 - torch.tensor(mean)) / torch.tensor(std)
 
 
 class BatchAugmentation(SupervisedPlugin):

@@ -24,6 +24,18 @@ NORMALISATION = {
     "tinyimagenet": ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)),
 }
 
+
+def input_statistics(name: str, inputs: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) that `benchmark.inputs` subtracts and divides by after pixel
+    / 255: the dataset's usual ones when standardised, (0, 1) on unit-interval inputs."""
+    mean, std = NORMALISATION[name]
+    if inputs == "unit-interval":
+        return (0.0,) * len(mean), (1.0,) * len(std)
+    if inputs != "standardised":
+        raise ValueError(f"unknown input scaling {inputs!r}")
+    return mean, std
+
+
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 #: md5 of that archive (248,100,043 bytes), as Avalanche's and other loaders check it: the
 #: URL is plain http, so the download is verified before it is unpacked.
@@ -76,13 +88,10 @@ class RawDataset:
         pixel / 255, then (for "standardised") minus the mean, over the std, per channel."""
         import torch
 
+        mean, std = input_statistics(self.name, inputs)
+        shape = (1, len(mean), 1, 1)
         x = images.to(torch.float32).div_(255.0)
-        if inputs == "standardised":
-            mean, std = NORMALISATION[self.name]
-            shape = (1, len(mean), 1, 1)
-            x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))
-        elif inputs != "unit-interval":
-            raise ValueError(f"unknown input scaling {inputs!r}")
+        x.sub_(torch.tensor(mean).view(shape)).div_(torch.tensor(std).view(shape))  # exact for (0, 1)
         return x.reshape(len(x), -1)
 
     def standardised(self, images: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
