@@ -85,8 +85,9 @@ class RunAudit:
     """Counts and checks one run, phase by phase (see the module docstring)."""
 
     def __init__(self, epochs: int, batch_size: int, input_size: int, memory: int,
-                 dtype: torch.dtype = torch.float32):
+                 dtype: torch.dtype = torch.float32, iterations: int | None = None):
         self.epochs, self.batch_size, self.input_size, self.memory = epochs, batch_size, input_size, memory
+        self.iterations = iterations
         self.dtype = dtype
         self.plugin = _Plugin(self)
         self.phases: list[dict] = []
@@ -167,8 +168,8 @@ class RunAudit:
         self.phase_samples = len(x)
         # counters are reset when a phase ends, not here: whatever a method does between two
         # phases (in a checkpoint hook, say) is charged to the next phase
-        self._step_limit = step_limit(self.epochs, self.batch_size, len(x), self.memory)
-        self._forward_limit = forward_limit(self.epochs, self.batch_size, len(x), self.memory)
+        self._step_limit = step_limit(self.epochs, self.batch_size, len(x), self.memory, self.iterations)
+        self._forward_limit = forward_limit(self.epochs, self.batch_size, len(x), self.memory, self.iterations)
         self._first_check = True
         self._known = self._retained | set(row_keys(x, self.input_size))
 
@@ -247,6 +248,8 @@ class RunAudit:
         self._expected = self._fingerprint()
 
     def _rule(self) -> str:
+        if self.iterations is not None:
+            return f"training.iterations {self.iterations} per phase"
         return (f"epochs {self.epochs} x ceil(({self.phase_samples} phase samples + "
                 f"{self.memory} declared memory) / batch {self.batch_size})")
 

@@ -22,6 +22,8 @@ MAX_PARAMETERS = 100_000_000
 #: Training and test minibatch sizes.
 MAX_BATCH = 1_000_000
 MAX_EPOCHS = 1000
+#: Optimizer steps per phase under an iteration budget (`training.iterations`).
+MAX_ITERATIONS = 1_000_000
 #: Learning-curve points per phase.
 MAX_CURVE_POINTS = 1000
 #: Default seeds listed in a protocol.

@@ -11,15 +11,21 @@ from __future__ import annotations
 RULES_VERSION = 1
 
 
-def step_limit(epochs: int, batch_size: int, phase_samples: int, memory: int) -> int:
+def step_limit(epochs: int, batch_size: int, phase_samples: int, memory: int,
+               iterations: int | None = None) -> int:
     """Most optimizer steps a phase may take: epochs x ceil((phase samples + memory) / batch).
 
     Methods that train on their memory as well (iCaRL, GDumb) get the memory's batches.
+    Under an iteration budget (`training.iterations`) it is that many steps, whatever the
+    phase's size: the harness ends every phase there.
     """
+    if iterations is not None:
+        return iterations
     return epochs * -(-(phase_samples + memory) // batch_size)
 
 
-def forward_limit(epochs: int, batch_size: int, phase_samples: int, memory: int) -> int:
+def forward_limit(epochs: int, batch_size: int, phase_samples: int, memory: int,
+                  iterations: int | None = None) -> int:
     """Most training-mode forward samples a phase may use.
 
     Each allowed step may forward one minibatch plus, at most, the whole declared memory
@@ -27,7 +33,7 @@ def forward_limit(epochs: int, batch_size: int, phase_samples: int, memory: int)
     phase's memory, A-GEM a reference batch), and one extra pass over the phase's data
     and the memory is allowed (warm-up forwards, statistics over the phase's data).
     """
-    return (step_limit(epochs, batch_size, phase_samples, memory) * (batch_size + memory)
+    return (step_limit(epochs, batch_size, phase_samples, memory, iterations) * (batch_size + memory)
             + phase_samples + memory)
 
 

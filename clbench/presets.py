@@ -46,9 +46,13 @@ def _vandeven_protocols() -> list[Protocol]:
     2,000 iterations per task on Split MNIST (400 units, lr 1e-3) and 5,000 on permuted
     MNIST (1,000 units, lr 1e-4), digits paired at random per seed.
 
-    clbench counts epochs of a fixed pool, so the iteration counts are met exactly with
-    pools of 10,240 (80 batches x 25 epochs) and 32,000 images (250 batches x 20 epochs)
-    where the reference draws from all of a task's training images. Other differences
+    These presets count epochs of a fixed pool (they predate `training.iterations`, and
+    their records keep their hashes), so the iteration counts are met exactly with pools
+    of 10,240 (80 batches x 25 epochs) and 32,000 images (250 batches x 20 epochs) where
+    the reference draws from all of a task's training images; `--set
+    benchmark.train_samples_per_task=60000 --set training.epochs=1 --set
+    training.iterations=5000` trains permuted MNIST the reference's way
+    (leaderboards/investigations/training_pool.py). Other differences
     (leaderboards/README.md): inputs standardised rather than scaled to [0, 1] (clbench's
     default; `--set benchmark.inputs=unit-interval` gives the paper's); permuted
     MNIST not padded to 32 x 32; task-incremental heads are separate 2-way heads rather

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from . import bounds
 from .bounds import (
-    MAX_BATCH, MAX_CURVE_POINTS, MAX_DEPTH, MAX_DESCRIPTION, MAX_EPOCHS, MAX_NAME, MAX_SAMPLES,
+    MAX_BATCH, MAX_CURVE_POINTS, MAX_DEPTH, MAX_DESCRIPTION, MAX_EPOCHS, MAX_ITERATIONS, MAX_NAME, MAX_SAMPLES,
     MAX_SEEDS, MAX_TASKS, MAX_WIDTH,
 )
 from .environments import ENVIRONMENT_KINDS, Environment
@@ -200,6 +200,12 @@ class TrainingSpec(_Frozen):
     weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
     batch_size: BatchSize = 128
     epochs: Annotated[int, Field(gt=0, le=MAX_EPOCHS)] = 1
+    iterations: Annotated[int, Field(gt=0, le=MAX_ITERATIONS)] | None = Field(
+        default=None,
+        description="Optimizer steps per phase, instead of epochs: the phase's data is passed "
+                    "over, reshuffled each pass, until this many minibatches have been trained "
+                    "on (the last pass cut short). How van de Ven's protocols count training; "
+                    "every phase gets the same steps whatever its size. Leave epochs at 1.")
     augmentation: Literal["none", "crop-flip"] = Field(
         default="none",
         description="crop-flip: random 32x32 (64x64) crop after 4-pixel zero padding and a "
@@ -214,6 +220,26 @@ class TrainingSpec(_Frozen):
                     "parameter at a time on CPU, foreach on CUDA); foreach: multi-tensor kernels; "
                     "fused: one fused kernel (fastest). The same update in another floating-point "
                     "order, so the numbers differ in the last bits: hashed, never switched silently.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainingSpec":
+        if self.iterations is not None and self.epochs != 1:
+            raise ValueError(f"training.iterations={self.iterations} replaces training.epochs, which "
+                             f"must then be 1 (it is {self.epochs}): set training.epochs=1 as well")
+        return self
+
+    @property
+    def strategy_epochs(self) -> int:
+        """The strategy's `train_epochs`. Under an iteration budget, an upper bound on the
+        passes needed (every pass yields a minibatch): the harness ends the phase at its
+        last step (clbench.probes)."""
+        return self.epochs if self.iterations is None else self.iterations
+
+    def planned_steps(self, phase_samples: int) -> int:
+        """Optimizer steps a plain method takes in a phase of `phase_samples` samples."""
+        if self.iterations is not None:
+            return self.iterations
+        return self.epochs * -(-phase_samples // self.batch_size)
 
 
 class EvaluationSpec(_Frozen):
@@ -239,7 +265,8 @@ SETUP_FIELDS = ("benchmark", "model", "training", "evaluation")
 #: Fields added after protocols were first hashed: at these values they are left out of
 #: the hash, so every earlier protocol (and record) keeps its hash.
 _UNHASHED_DEFAULTS = {("training", "augmentation"): "none", ("training", "precision"): "fp32",
-                      ("training", "optimizer_kernel"): "default", ("benchmark", "stream"): "evaluation",
+                      ("training", "optimizer_kernel"): "default", ("training", "iterations"): None,
+                      ("benchmark", "stream"): "evaluation",
                       ("benchmark", "inputs"): "standardised"}
 
 

@@ -94,13 +94,14 @@ def _check_audit(record, protocol) -> None:
     if audit.declared_exemplars != memory:
         raise ValueError(f"audit.declared_exemplars {audit.declared_exemplars} is not the method's "
                          f"stored_exemplars {memory}")
-    epochs, batch = protocol.training.epochs, protocol.training.batch_size
+    epochs, batch, iterations = (protocol.training.epochs, protocol.training.batch_size,
+                                 protocol.training.iterations)
     for index, phase in enumerate(audit.phases):
         where = f"audit.phases.{index}"
         n = sum(record.environment_matrix[index])
         expected = {"phase": index, "phase_samples": n,
-                    "step_limit": step_limit(epochs, batch, n, memory),
-                    "forward_limit": forward_limit(epochs, batch, n, memory),
+                    "step_limit": step_limit(epochs, batch, n, memory, iterations),
+                    "forward_limit": forward_limit(epochs, batch, n, memory, iterations),
                     "stored_limit": stored_limit(memory)}
         for name, value in expected.items():
             if getattr(phase, name) != value:
@@ -170,12 +171,14 @@ def _check_audit_state(state, protocol, seed: int, memory: int, done: int) -> No
         raise ValueError("the audit state is missing")
     phases = state.get("phases")
     _list_of(phases, done, "audit phases")
-    epochs, batch = protocol.training.epochs, protocol.training.batch_size
+    epochs, batch, iterations = (protocol.training.epochs, protocol.training.batch_size,
+                                 protocol.training.iterations)
     matrix = protocol.env_matrix(seed)
     for index, phase in enumerate(phases):
         n = sum(matrix[index])
-        limits = {"phase": index, "phase_samples": n, "step_limit": step_limit(epochs, batch, n, memory),
-                  "forward_limit": forward_limit(epochs, batch, n, memory),
+        limits = {"phase": index, "phase_samples": n,
+                  "step_limit": step_limit(epochs, batch, n, memory, iterations),
+                  "forward_limit": forward_limit(epochs, batch, n, memory, iterations),
                   "stored_limit": stored_limit(memory)}
         if not isinstance(phase, dict) or any(phase.get(k) != v for k, v in limits.items()) \
                 or phase.get("verdict") != "pass":

@@ -165,7 +165,7 @@ def build_strategy(request: RunRequest, model: nn.Module, device: torch.device, 
         model=model,
         optimizer=make_optimizer(protocol.training, model),
         criterion=nn.CrossEntropyLoss(),
-        train_epochs=protocol.training.epochs,
+        train_epochs=protocol.training.strategy_epochs,
         train_mb_size=protocol.training.batch_size,
         eval_mb_size=protocol.evaluation.batch_size,
         device=device,
@@ -358,11 +358,11 @@ def run(request: RunRequest) -> RunRecord:
     observers: list = []
     try:
         deadline = started + request.time_limit_s if request.time_limit_s else None
-        probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline)
+        probe = PhaseProbe(token, protocol.evaluation.curve_points, deadline, protocol.training.iterations)
         audit = RunAudit(protocol.training.epochs, protocol.training.batch_size,
                          protocol.benchmark.input_size, request.method.method.exemplars(
                              request.hyperparameters, protocol.benchmark.n_tasks,
-                             protocol.benchmark.n_classes))
+                             protocol.benchmark.n_classes), iterations=protocol.training.iterations)
         observers = _harness_plugins(request, device)
         built = {}
 
@@ -397,7 +397,7 @@ def run(request: RunRequest) -> RunRecord:
             phase_started = time.perf_counter()
             data = session.phase(phase)
             experience = make_experience(data, phase, progress.seen, all_classes, task_aware)
-            planned_steps = protocol.training.epochs * -(-len(data.y) // protocol.training.batch_size)
+            planned_steps = protocol.training.planned_steps(len(data.y))
             bar = _progress_bar(request.progress, planned_steps, f"seed {seed} phase {phase + 1}/{T}")
             probe.begin_phase(phase, planned_steps, bar)
             audit.begin_phase(phase, data.x)

@@ -200,7 +200,8 @@ def check_method(method: str, data_root: str | Path | None = None, protocol=None
     _check_settings(report, observer, resolved)
     # the phase's data plus the memory the method declares (iCaRL, GDumb train on it too)
     memory = registered.method.exemplars(hp, resolved.benchmark.n_tasks, resolved.benchmark.n_classes)
-    limits = [step_limit(resolved.training.epochs, resolved.training.batch_size, n, memory)
+    limits = [step_limit(resolved.training.epochs, resolved.training.batch_size, n, memory,
+                         resolved.training.iterations)
               for n in observer.phase_sizes]
     over = [(p, it, lim) for p, (it, lim) in enumerate(zip(observer.iterations, limits)) if it > lim]
     audit = record.audit
@@ -227,7 +228,7 @@ def check_method(method: str, data_root: str | Path | None = None, protocol=None
 
 
 def _check_settings(report: CheckReport, observer, resolved) -> None:
-    expected = (resolved.training.epochs, resolved.training.batch_size)
+    expected = (resolved.training.strategy_epochs, resolved.training.batch_size)
     off = [s for s in observer.settings if s != expected]
     report.add("uses the protocol's epochs and batch size", not off,
                f"expected (epochs, batch) {expected}, strategy had {off[0]}" if off else "")

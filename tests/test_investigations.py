@@ -136,3 +136,21 @@ def test_the_fisher_labels_investigation_separates_what_the_labels_change(data_r
     assert any(row["training error %"] > 0 for row in rows)  # the case that tells them apart ran
     text = fisher["page"]("vdv-smnist-task", pd.DataFrame(rows))
     assert text.count(f"| {rows[0]['digits']} ") == 1 and "Per seed" in text
+
+
+def test_the_training_pool_investigation_changes_only_the_images_per_task():
+    """Both columns give every task the committed protocol's 5,000 steps of 128; the second
+    draws them from all of MNIST's training images."""
+    from clbench.presets import get_protocol
+    from clbench.protocol import apply_overrides
+
+    pools = runpy.run_path(str(SCRIPT.parent / "training_pool.py"))["POOLS"]
+    committed = get_protocol("vdv-pmnist-domain")
+    fixed, fresh = (apply_overrides(committed, overrides) for overrides in pools.values())
+    assert fixed.hash == committed.hash
+    assert fixed.training.planned_steps(fixed.benchmark.train_samples_per_task) == 5000
+    assert fresh.training.planned_steps(fresh.benchmark.train_samples_per_task) == 5000
+    assert fresh.benchmark.train_samples_per_task == 60000 > fixed.benchmark.train_samples_per_task
+    same = {k: v for k, v in fresh.resolved().items() if k not in ("benchmark", "training", "hash")}
+    assert same == {k: v for k, v in fixed.resolved().items() if k not in ("benchmark", "training", "hash")}
+    assert {**fresh.resolved()["training"], "epochs": 20, "iterations": None} == fixed.resolved()["training"]
