@@ -11,7 +11,9 @@ Same optimizer steps, same model, optimizer, inputs and metrics; only the images
 change (32,000 seen 20 times against 60,000 seen about 11 times).
 
 The script runs each row both ways through clbench's own runner, one after the other on
-this machine, and writes `training-pool-vdv-pmnist-domain.md` beside itself. Rows:
+this machine, keeps each run's record in `training-pool-records/` (a run found there is
+not repeated: `--pools all` now, `--pools pool` another time) and writes
+`training-pool-vdv-pmnist-domain.md` beside itself from them. Rows:
 `naive` (the paper's "None", the gap that no method explains: 74.18 against 78.51) and,
 on request, `ewc-vdv` and `si` (`input_scaling.method_settings`).
 """
@@ -25,10 +27,11 @@ from pathlib import Path
 import pandas as pd
 
 from clbench.datasets import resolve_data_root
+from clbench.leaderboard import read_records
 from clbench.plugins import get_registry
 from clbench.presets import get_protocol
 from clbench.protocol import apply_overrides
-from clbench.records import write_atomic
+from clbench.records import write_atomic, write_record
 from clbench.references import PUBLISHED
 from clbench.runner import RunRequest, run
 
@@ -37,6 +40,7 @@ sys.path.insert(0, str(HERE))
 from input_scaling import committed_acc, method_settings  # noqa: E402  (a sibling script)
 
 PROTOCOL = "vdv-pmnist-domain"
+RECORDS = HERE / "training-pool-records"
 #: column -> protocol overrides; both give every task 5,000 optimizer steps of 128
 POOLS = {
     "pool": [],
@@ -67,6 +71,17 @@ def _page(runs: pd.DataFrame) -> str:
             + runs.to_markdown(index=False, floatfmt=".2f") + "\n")
 
 
+def _settings(row: str) -> tuple[str, dict]:
+    return method_settings(PROTOCOL, row) if row != "si" else ("si", {"si_lambda": "5"})
+
+
+def _find(records, protocol, method: str, hp: dict, seed: int):
+    """A run of this setting among `records` (records/: this page's own runs), or None."""
+    wanted = get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
+    return next((r for r in records if r.protocol["hash"] == protocol.hash and r.method.name == method
+                 and r.method.hyperparameters == wanted and r.seed == seed), None)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", default=["naive"], choices=["naive", "ewc-vdv", "si"])
@@ -79,18 +94,27 @@ def main(argv=None) -> int:
                         help="protocol override (a quick look on a smaller protocol; writes nothing)")
     args = parser.parse_args(argv)
     data_root = resolve_data_root(args.data_root)
+    # every run is kept as a sealed record (clbench verify re-runs it); a run already there is
+    # not repeated, so the page grows one run at a time and never mixes another day's runs
+    done = [] if args.set or not RECORDS.is_dir() else list(read_records([RECORDS]))
     results: dict[tuple, dict] = {}
-    for pool in sorted(args.pools, key=list(POOLS)[::-1].index):  # the new column first
+    for pool in sorted(POOLS, key=list(POOLS)[::-1].index):  # the new column first
         overrides, column = POOLS[pool], LABELS[pool]
+        protocol = apply_overrides(get_protocol(PROTOCOL), [*overrides, *args.set])
         for row in args.rows:
-            method, hp = method_settings(PROTOCOL, row) if row != "si" else ("si", {"si_lambda": "5"})
+            method, hp = _settings(row)
             committed = {} if args.set else committed_acc(PROTOCOL, method, hp, args.seeds)
-            protocol = apply_overrides(get_protocol(PROTOCOL), [*overrides, *args.set])
             registered = get_registry().get(method)
             for seed in args.seeds:
-                record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp), seed,
-                                        data_root))
+                record = _find(done, protocol, method, hp, seed)
+                if record is None and pool in args.pools:
+                    record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp),
+                                            seed, data_root))
+                    if not args.set:
+                        write_record(record, RECORDS)
                 entry = results.setdefault((row, seed), {"row": row, "seed": seed, "committed": committed.get(seed)})
+                if record is None:
+                    continue
                 entry[column] = 100 * record.metrics.acc
                 entry[f"learning acc. {column}"] = 100 * record.metrics.learning_accuracy
                 entry[f"steps per task, {column}"] = record.audit.phases[0].steps
