@@ -31,7 +31,7 @@ from clbench.leaderboard import read_records
 from clbench.plugins import get_registry
 from clbench.presets import get_protocol
 from clbench.protocol import apply_overrides
-from clbench.records import write_atomic, write_record
+from clbench.records import ensure_writable_dir, write_atomic, write_record
 from clbench.references import PUBLISHED
 from clbench.runner import RunRequest, run
 
@@ -110,8 +110,10 @@ def main(argv=None) -> int:
                 if record is None and pool in args.pools:
                     record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp),
                                             seed, data_root))
+                    print(f"{row} seed {seed} {column}: ran, ACC {100 * record.metrics.acc:.2f}",
+                          file=sys.stderr, flush=True)
                     if not args.set:
-                        write_record(record, RECORDS)
+                        write_record(record, ensure_writable_dir(RECORDS))
                 entry = results.setdefault((row, seed), {"row": row, "seed": seed, "committed": committed.get(seed)})
                 if record is None:
                     continue
