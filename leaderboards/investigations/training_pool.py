@@ -15,7 +15,11 @@ this machine, keeps each run's record in `training-pool-records/` (a run found t
 not repeated: `--pools all` now, `--pools pool` another time) and writes
 `training-pool-vdv-pmnist-domain.md` beside itself from them. Rows:
 `naive` (the paper's "None", the gap that no method explains: 74.18 against 78.51) and,
-on request, `ewc-vdv` and `si` (`input_scaling.method_settings`).
+on request, `ewc-vdv` and `si` (`input_scaling.method_settings`), and `cumulative`: naive
+in the cumulative environment, the paper's "Offline (upper bound)". van de Ven's code
+trains that bound for the same 5,000 iterations per task on all tasks' data so far
+(`--cummulative`, train/train_task_based.py); the suite's cumulative row instead trains
+20 epochs over the growing pool (the pool column: about 5.5 times a naive run).
 """
 
 from __future__ import annotations
@@ -47,6 +51,19 @@ POOLS = {
     "all": ["benchmark.train_samples_per_task=60000", "training.epochs=1", "training.iterations=5000"],
 }
 LABELS = {"pool": "pool of 32,000, 20 epochs", "all": "all 60,000, 5,000 iterations"}
+#: row -> method, hyperparameters, protocol overrides of the row (besides the pool's)
+ROWS = {
+    "naive": ("naive", {}, []),
+    "ewc-vdv": (*method_settings(PROTOCOL, "ewc-vdv"), []),
+    "si": ("si", {"si_lambda": "5"}, []),
+    "cumulative": ("naive", {}, ["environment.kind=cumulative"]),
+}
+
+
+def _published(row: str) -> float:
+    method, _, overrides = ROWS[row]
+    kind = "cumulative" if "environment.kind=cumulative" in overrides else "sequential"
+    return PUBLISHED[(PROTOCOL, method, kind)].acc
 
 
 def _page(runs: pd.DataFrame) -> str:
@@ -57,22 +74,18 @@ def _page(runs: pd.DataFrame) -> str:
         seeds=("seed", "size"), committed=("committed", "mean"), fixed=(fixed, "mean"), fresh=(fresh, "mean"))
     summary["difference"] = summary.fresh - summary.fixed
     summary["difference to the committed record"] = summary.fresh - summary.committed
-    summary["published"] = [PUBLISHED[(PROTOCOL, method_settings(PROTOCOL, row)[0], "sequential")].acc
-                            for row in summary.index]
+    summary["published"] = [_published(row) for row in summary.index]
     summary = summary.rename(columns={"committed": "committed record", "fixed": f"{fixed}, here",
                                       "fresh": f"{fresh}, here"})
     return (f"# `{PROTOCOL}`: a fixed pool of 32,000 images per task, or all 60,000\n\n"
-            "ACC in % at the end of the protocol. Both columns train every task for 5,000 steps of 128, "
+            "ACC in % at the end of the protocol. Both columns train every task for 5,000 steps of 128 "
+            "(but `cumulative`'s pool column, the suite's row: 20 epochs over the growing pool), "
             "run one after the other on this machine; difference = all 60,000 - pool. The committed record "
             "(the pool, run on another day: floating point alone can move it by a few tenths) is beside "
             "them, and the difference to it is given too. Mean over the seeds, then per seed. Written by "
             "`training_pool.py` (its docstring says why).\n\n"
             + summary.reset_index().to_markdown(index=False, floatfmt=".2f") + "\n\nPer seed:\n\n"
             + runs.to_markdown(index=False, floatfmt=".2f") + "\n")
-
-
-def _settings(row: str) -> tuple[str, dict]:
-    return method_settings(PROTOCOL, row) if row != "si" else ("si", {"si_lambda": "5"})
 
 
 def _find(records, protocol, method: str, hp: dict, seed: int):
@@ -84,7 +97,7 @@ def _find(records, protocol, method: str, hp: dict, seed: int):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", default=["naive"], choices=["naive", "ewc-vdv", "si"])
+    parser.add_argument("--rows", nargs="+", default=["naive"], choices=list(ROWS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--pools", nargs="+", choices=list(POOLS), default=list(POOLS),
                         help="the columns to run: the pool (the committed protocol), all 60,000 images "
@@ -98,29 +111,35 @@ def main(argv=None) -> int:
     # not repeated, so the page grows one run at a time and never mixes another day's runs
     done = [] if args.set or not RECORDS.is_dir() else list(read_records([RECORDS]))
     results: dict[tuple, dict] = {}
+    # the page shows every run kept so far, whichever rows and seeds this call runs
+    seeds = sorted(set(args.seeds) | {r.seed for r in done})
     for pool in sorted(POOLS, key=list(POOLS)[::-1].index):  # the new column first
         overrides, column = POOLS[pool], LABELS[pool]
-        protocol = apply_overrides(get_protocol(PROTOCOL), [*overrides, *args.set])
-        for row in args.rows:
-            method, hp = _settings(row)
-            committed = {} if args.set else committed_acc(PROTOCOL, method, hp, args.seeds)
+        for row in ROWS:
+            method, hp, row_overrides = ROWS[row]
+            protocol = apply_overrides(get_protocol(PROTOCOL), [*overrides, *row_overrides, *args.set])
+            # the committed suite records beside the row (sequential ones only: none is cumulative yet)
+            committed = {} if args.set or row_overrides else committed_acc(PROTOCOL, method, hp, seeds)
             registered = get_registry().get(method)
-            for seed in args.seeds:
+            for seed in seeds:
                 record = _find(done, protocol, method, hp, seed)
-                if record is None and pool in args.pools:
+                if record is None and pool in args.pools and row in args.rows and seed in args.seeds:
                     record = run(RunRequest(protocol, registered, registered.method.parse_hyperparameters(hp),
                                             seed, data_root))
                     print(f"{row} seed {seed} {column}: ran, ACC {100 * record.metrics.acc:.2f}",
                           file=sys.stderr, flush=True)
                     if not args.set:
                         write_record(record, ensure_writable_dir(RECORDS))
-                entry = results.setdefault((row, seed), {"row": row, "seed": seed, "committed": committed.get(seed)})
                 if record is None:
                     continue
+                entry = results.setdefault((row, seed), {"row": row, "seed": seed, "committed": committed.get(seed)})
                 entry[column] = 100 * record.metrics.acc
                 entry[f"learning acc. {column}"] = 100 * record.metrics.learning_accuracy
                 entry[f"steps per task, {column}"] = record.audit.phases[0].steps
                 print(f"{row} seed {seed} {column}: ACC {entry[column]:.2f}", file=sys.stderr, flush=True)
+    if not results:
+        print("no runs kept and none asked for (--rows, --pools, --seeds)", file=sys.stderr)
+        return 2
     page = _page(pd.DataFrame(list(results.values())))
     print(page)
     if not args.set:
