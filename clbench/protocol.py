@@ -20,6 +20,7 @@ from .bounds import (
     MAX_BATCH, MAX_CURVE_POINTS, MAX_DEPTH, MAX_DESCRIPTION, MAX_EPOCHS, MAX_ITERATIONS, MAX_NAME, MAX_SAMPLES,
     MAX_SEEDS, MAX_TASKS, MAX_WIDTH,
 )
+from .budgets import step_limit
 from .environments import ENVIRONMENT_KINDS, Environment
 from .errors import ClbenchError, did_you_mean
 from .inputs import StrictNumbers, one_line
@@ -236,10 +237,9 @@ class TrainingSpec(_Frozen):
         return self.epochs if self.iterations is None else self.iterations
 
     def planned_steps(self, phase_samples: int) -> int:
-        """Optimizer steps a plain method takes in a phase of `phase_samples` samples."""
-        if self.iterations is not None:
-            return self.iterations
-        return self.epochs * -(-phase_samples // self.batch_size)
+        """Optimizer steps a plain method takes in a phase of `phase_samples` samples: the
+        step limit of a method that trains on no memory (clbench.budgets)."""
+        return step_limit(self.epochs, self.batch_size, phase_samples, 0, self.iterations)
 
 
 class EvaluationSpec(_Frozen):

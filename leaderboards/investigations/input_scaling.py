@@ -67,9 +67,14 @@ def _committed_records(protocol: str) -> tuple:
     return tuple(read_records([HERE.parent / f"reference-{protocol}" / "records"]))
 
 
+def recorded_hyperparameters(method: str, hp: dict) -> dict:
+    """`hp` (command-line strings) as a record of `method` stores them: every field, parsed."""
+    return get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
+
+
 def committed_acc(protocol: str, method: str, hp: dict, seeds) -> dict[int, float]:
     """ACC (%) of the committed standardised records of this setting, by seed."""
-    wanted = get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
+    wanted = recorded_hyperparameters(method, hp)
     records = _committed_records(protocol)
     return {r.seed: 100 * r.metrics.acc for r in records
             if r.method.name == method and r.method.hyperparameters == wanted and r.seed in seeds

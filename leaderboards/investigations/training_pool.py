@@ -38,10 +38,11 @@ from clbench.protocol import apply_overrides
 from clbench.records import ensure_writable_dir, write_atomic, write_record
 from clbench.references import PUBLISHED
 from clbench.runner import RunRequest, run
+from clbench.suites import VANDEVEN_2019_HYPERPARAMETERS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from input_scaling import committed_acc, method_settings  # noqa: E402  (a sibling script)
+from input_scaling import committed_acc, method_settings, recorded_hyperparameters  # noqa: E402  (a sibling)
 
 PROTOCOL = "vdv-pmnist-domain"
 RECORDS = HERE / "training-pool-records"
@@ -55,7 +56,7 @@ LABELS = {"pool": "pool of 32,000, 20 epochs", "all": "all 60,000, 5,000 iterati
 ROWS = {
     "naive": ("naive", {}, []),
     "ewc-vdv": (*method_settings(PROTOCOL, "ewc-vdv"), []),
-    "si": ("si", {"si_lambda": "5"}, []),
+    "si": ("si", dict(item.split("=", 1) for item in VANDEVEN_2019_HYPERPARAMETERS[PROTOCOL]["si"]), []),
     "cumulative": ("naive", {}, ["environment.kind=cumulative"]),
 }
 
@@ -90,7 +91,7 @@ def _page(runs: pd.DataFrame) -> str:
 
 def _find(records, protocol, method: str, hp: dict, seed: int):
     """A run of this setting among `records` (records/: this page's own runs), or None."""
-    wanted = get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
+    wanted = recorded_hyperparameters(method, hp)
     return next((r for r in records if r.protocol["hash"] == protocol.hash and r.method.name == method
                  and r.method.hyperparameters == wanted and r.seed == seed), None)
 
