@@ -7,7 +7,8 @@ For notebooks and for the leaderboard, which computes its statistics from this f
     runs.groupby(["method", "environment_kind"])["acc"].mean()
 
 Columns (see docs/notebooks.md): `run_id`, `protocol`, `protocol_version`, `protocol_hash`,
-`setup_hash`, `environment` (the full label with parameters), `environment_kind` (its
+`setup_hash`, `setup_changes` (how the setup differs from its preset's, as `--set`
+assignments; empty when it does not), `environment` (the full label with parameters), `environment_kind` (its
 short label), `method`, `plugin`, `plugin_version`, `hyperparameters` (canonical JSON, for
 grouping), one `hp.<name>` column per hyperparameter, `seed`, the metrics (`acc`, `bwt`,
 `forgetting`, `fwt`, `learning_accuracy`, `ff_auc`, `ff_auc_slope`; fractions), `exemplars`,
@@ -24,6 +25,8 @@ from typing import Any
 import pandas as pd
 
 from .metrics import METRIC_LABELS
+from .presets import PROTOCOLS
+from .protocol import setup_changes
 from .records import RunRecord, canonical_json
 
 #: The identity of a leaderboard entry: one method configuration in one environment of a setup.
@@ -47,6 +50,20 @@ def _audit(record: RunRecord) -> dict[str, Any]:
     return {key: value for key, value in _flat("audit", data).items() if not isinstance(value, list)}
 
 
+_CHANGES: dict[tuple[str, int, str], str] = {}
+
+
+def preset_changes(record: RunRecord) -> str:
+    """How the record's setup differs from the preset it names (same name and version), as
+    comma-separated `--set` assignments; empty when it does not or no such preset exists."""
+    key = (record.protocol_name, int(record.protocol["version"]), record.setup_hash)
+    if key not in _CHANGES:
+        preset = PROTOCOLS.get(key[0])
+        _CHANGES[key] = ("" if preset is None or preset.version != key[1] else
+                         ", ".join(setup_changes(record.protocol, preset.model_dump(mode="json"))))
+    return _CHANGES[key]
+
+
 def record_row(record: RunRecord) -> dict[str, Any]:
     """One record's tidy row (scalars only; matrices and curves stay in the record)."""
     metrics = record.metrics
@@ -57,6 +74,7 @@ def record_row(record: RunRecord) -> dict[str, Any]:
         "protocol_version": int(record.protocol["version"]),
         "protocol_hash": record.protocol_hash,
         "setup_hash": record.setup_hash,
+        "setup_changes": preset_changes(record),
         "environment": record.environment_label,
         "environment_kind": record.protocol["environment"]["kind"],
         "method": record.method.name,

@@ -182,6 +182,9 @@ def leaderboard_frame(records: pd.DataFrame | Iterable[RunRecord | str | Path],
     runs = runs.sort_values(["seed", "run_id"], kind="stable").assign(
         plugin_label=lambda f: f.plugin + " " + f.plugin_version,
         label=lambda f: list(zip(f.protocol, f.protocol_version.astype(int))),
+        label_changes=lambda f: list(zip(f.protocol, f.setup_changes)),
+        label_text=lambda f: [f"{name} v{version}" + (f" with {changes}" if changes else "")
+                              for name, version, changes in zip(f.protocol, f.protocol_version, f.setup_changes)],
         env_hash=lambda f: f.environment + " (protocol hash " + f.protocol_hash.str[:12] + ")")
     entries = runs.groupby(ENTRY_KEYS, sort=False)
     board = entries.agg(seeds=("seed", tuple), n_seeds=("seed", "size"),
@@ -201,10 +204,12 @@ def leaderboard_frame(records: pd.DataFrame | Iterable[RunRecord | str | Path],
                                 f"{key}_values": values.agg(lambda s: tuple(s.dropna()))})
     board = board.reset_index()
     setups = runs.groupby("setup_hash", sort=False).agg(
-        protocol_labels=("label", _sorted_set), environments=("env_hash", _sorted_set))
-    setups["protocol"] = setups.protocol_labels.map(lambda labels: ", ".join(f"{n} v{v}" for n, v in labels))
+        protocol_labels=("label", _sorted_set), protocol_changes=("label_changes", _sorted_set),
+        protocol_texts=("label_text", _sorted_set), environments=("env_hash", _sorted_set))
+    # "pmnist-10 v1 with training.epochs=1": a setup made with --set says how it differs
+    setups["protocol"] = setups.pop("protocol_texts").map(", ".join)
     setups["environments"] = setups.environments.map("; ".join)
-    order = sorted(setups.index, key=lambda h: (setups.protocol_labels[h], h))
+    order = sorted(setups.index, key=lambda h: (setups.protocol_labels[h], setups.protocol[h], h))
     board = board.join(setups, on="setup_hash").assign(
         setup_order=lambda f: f.setup_hash.map({h: i for i, h in enumerate(order)}))
     board = board.sort_values(["setup_order", "acc_mean", "method", "hyperparameters", "environment"],
@@ -457,6 +462,7 @@ def _entry_data(row: pd.Series) -> dict[str, Any]:
         "protocol": {
             "setup_hash": row.setup_hash,
             "labels": [{"name": name, "version": version} for name, version in row.protocol_labels],
+            "changes": {name: changes for name, changes in row.protocol_changes if changes},
             "environment": row.environments,
         },
         "rank": int(row["rank"]),

@@ -296,6 +296,42 @@ def content_hash(protocol_data: dict[str, Any], fields: tuple[str, ...] = HASHED
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of every non-dict value in nested dicts."""
+    leaves = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            leaves.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            leaves[f"{prefix}{key}"] = value
+    return leaves
+
+
+def _default_of(key: str, data: dict[str, Any]) -> Any:
+    """The value a protocol has when `key` is left out of its hashed content."""
+    if key == "benchmark.scenario":
+        return BENCHMARKS.get(data.get("benchmark", {}).get("name"), {}).get("scenario")
+    return _UNHASHED_DEFAULTS.get(tuple(key.split(".", 1)))
+
+
+def setup_changes(protocol_data: dict[str, Any], base_data: dict[str, Any]) -> list[str]:
+    """How a protocol's setup (everything but the environment) differs from `base_data`'s,
+    as the `--set` assignments that turn the base into it, e.g. ['training.epochs=1'].
+
+    Leaderboards label a setup by its preset's name; a run made with `--set` overrides has
+    another setup under the same name, and these say which."""
+    ours = _leaves(_hashed_content(protocol_data, SETUP_FIELDS))
+    base = _leaves(_hashed_content(base_data, SETUP_FIELDS))
+    changes = []
+    for key in sorted(ours.keys() | base.keys()):
+        value = ours[key] if key in ours else _default_of(key, protocol_data)
+        if key in base and base[key] == value or key not in base and value == _default_of(key, base_data):
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        changes.append(f"{key}={text}")
+    return changes
+
+
 def environment_label(environment: dict[str, Any]) -> str:
     """A short, complete description of an environment, e.g. 'uniform (rehearsal_fraction=0.25)'."""
     params = [f"{key}={value}" for key, value in sorted(environment.items())

@@ -60,13 +60,16 @@ PUBLISHED: dict[tuple[str, str, str], Published] = {
 }
 
 
-def _baselines(board: pd.DataFrame) -> dict[str, dict[int, float]]:
-    """Protocol name -> seed -> ACC (%) of `naive` without rehearsal (the "None" rows)."""
+def _baselines(board: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
+    """(protocol name, setup changes) -> seed -> ACC (%) of `naive` without rehearsal (the
+    "None" rows), one per setup."""
     found = {}
     for _, entry in board.iterrows():
         if entry.method == "naive" and entry.environment.split(" ")[0] == "sequential":
+            changes = dict(entry.protocol_changes)
             for name, _version in entry.protocol_labels:
-                found[name] = {seed: acc * 100 for seed, acc in zip(entry.seeds, entry.acc_values)}
+                found[name, changes.get(name, "")] = {
+                    seed: acc * 100 for seed, acc in zip(entry.seeds, entry.acc_values)}
     return found
 
 
@@ -89,6 +92,7 @@ def comparison_frame(board: pd.DataFrame) -> pd.DataFrame:
     baselines = _baselines(board)
     rows = []
     for _, entry in board.iterrows():
+        changes = dict(entry.protocol_changes)
         for name, _version in entry.protocol_labels:
             kind = entry.environment.split(" ")[0]
             published = PUBLISHED.get((name, entry.method, kind))
@@ -97,10 +101,13 @@ def comparison_frame(board: pd.DataFrame) -> pd.DataFrame:
             hp = json.loads(entry.hyperparameters)
             mean = entry.acc_mean * 100
             none = PUBLISHED.get((name, "naive", "sequential"))
-            gain, gain_seeds = _paired_gain(entry, baselines.get(name))
+            # paired with None on the same setup, else on the preset's own
+            changed = changes.get(name, "")
+            gain, gain_seeds = _paired_gain(entry, baselines.get((name, changed), baselines.get((name, ""))))
             rows.append({
                 "protocol": name, "published_label": published.label, "method": entry.method,
-                "hyperparameters": hp, "hp_sources": tuple(entry.hp_sources), "environment": kind, "seeds": int(entry.n_seeds),
+                "hyperparameters": hp, "hp_sources": tuple(entry.hp_sources), "environment": kind,
+                "setup_changes": changed, "seeds": int(entry.n_seeds),
                 "acc": mean, "acc_std": entry.acc_std * 100, "published": published.acc,
                 "gap": mean - published.acc, "source": SOURCES[name],
                 "published_gain": published.acc - none.acc if none else float("nan"),
@@ -121,7 +128,9 @@ def comparison_table(board: pd.DataFrame) -> str:
     for protocol, table in frame.groupby("protocol", sort=True):
         lines += [f"### {protocol}", "", f"Published: {SOURCES[protocol]}.", "",
                   "Gain over None: the row's ACC minus the None row's; clbench's is paired by seed "
-                  "(its mean over the seeds both ran).", "",
+                  "(its mean over the seeds both ran) with None on the same setup, or on the preset's "
+                  "where None did not run on the row's. In brackets beside a method: its environment "
+                  "and the `--set` overrides that made its setup differ from the preset's.", "",
                   "| Published row | Published ACC | clbench method | Hyperparameters | clbench ACC | Gap "
                   "| Published gain over None | clbench gain over None |",
                   "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |"]
@@ -132,7 +141,10 @@ def comparison_table(board: pd.DataFrame) -> str:
                 which = "defaults"
             else:
                 which = hyperparameters_text(row.hyperparameters) + (" (tuned)" if "tuned" in row.hp_sources else "")
-            env = "" if row.environment == "sequential" else f" ({row.environment})"
+            # a setup made with --set overrides says so beside the method
+            setting = [row.environment] if row.environment != "sequential" else []
+            setting += [row.setup_changes] if row.setup_changes else []
+            env = f" ({'; '.join(setting)})" if setting else ""
             std = f" ± {row.acc_std:.2f}" if row.seeds > 1 and pd.notna(row.acc_std) else ""
             if row.method == "naive" and row.environment == "sequential":
                 gains = "| — | — |"

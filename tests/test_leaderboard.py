@@ -278,6 +278,13 @@ def test_two_protocol_hashes_give_two_tables(cli, tmp_path):
     entries = json.loads(cli("leaderboard", folder, "-f", "json")[1])
     assert {(e["protocol"]["setup_hash"], e["method"]) for e in entries} == {
         (SMOKE.setup_hash, "alpha"), (SMOKE_OTHER.setup_hash, "beta")}
+    # both carry the name "smoke": the overridden one says how it differs, and comes second
+    headers = [table.splitlines()[0] for table in tables]
+    assert headers == [f"smoke v1 (setup hash {SMOKE.setup_hash[:12]})",
+                       f"smoke v1 with training.epochs=3 (setup hash {SMOKE_OTHER.setup_hash[:12]})"]
+    assert {e["method"]: e["protocol"]["changes"] for e in entries} == {
+        "alpha": {}, "beta": {"smoke": "training.epochs=3"}}
+    assert {r["method"]: r["protocol"] for r in rows} == {"alpha": "smoke v1", "beta": "smoke v1 with training.epochs=3"}
 
 
 def test_protocol_filter_by_name_and_hash_prefix(cli, tmp_path):

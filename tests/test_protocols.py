@@ -8,7 +8,7 @@ import pytest
 
 from clbench.errors import ClbenchError
 from clbench.presets import PROTOCOLS, get_protocol
-from clbench.protocol import Protocol, apply_overrides
+from clbench.protocol import Protocol, apply_overrides, setup_changes
 
 
 def test_presets_exist_and_validate():
@@ -51,6 +51,26 @@ def test_override_changes_hash_and_same_value_keeps_it():
     assert apply_overrides(p, ["training.lr=0.001"]).hash == p.hash
     changed = apply_overrides(p, ["training.epochs=3"])
     assert changed.training.epochs == 3 and changed.hash != p.hash
+
+
+def test_setup_changes_are_the_overrides_that_change_the_setup():
+    base = get_protocol("vdv-smnist-task")
+    data = lambda p: p.model_dump(mode="json")  # noqa: E731
+    made = apply_overrides(base, ["environment.kind=cumulative", "training.epochs=1", "training.iterations=2000",
+                                  "model.hidden=[100,100]", "benchmark.n_tasks=5"])  # n_tasks: no change
+    assert setup_changes(data(made), data(base)) == [
+        "model.hidden=[100,100]", "training.epochs=1", "training.iterations=2000"]  # environment is no setup
+    assert setup_changes(data(base), data(made)) == [
+        "model.hidden=[400,400]", "training.epochs=25", "training.iterations=null"]
+    assert setup_changes(data(apply_overrides(base, ["benchmark.scenario=class"])), data(base)) == [
+        "benchmark.scenario=class"]
+    # a default left out of an older record's protocol is no change
+    # (split MNIST's own scenario is class-incremental)
+    own = data(get_protocol("vdv-smnist-class"))
+    old = json.loads(json.dumps(own))
+    del old["training"]["iterations"], old["benchmark"]["scenario"]
+    assert setup_changes(old, own) == [] == setup_changes(own, old)
+    assert setup_changes(old, data(base)) == ["benchmark.scenario=class"]
 
 
 def test_switching_environment_kind_keeps_shared_parameters():
