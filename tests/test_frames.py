@@ -36,6 +36,7 @@ def test_one_tidy_row_per_record(split_runs):
         assert column in split_runs.columns, column
     assert set(split_runs.setup_hash) == {"c134c175149dfd68a1f7ddae0924c7890b1262bed217c0598bebfaedca95033c"}
     assert set(split_runs.environment_kind) == {"sequential"} and set(split_runs.protocol) == {"smnist-5"}
+    assert set(split_runs.setup_changes) == {""}  # the preset's own setup
     # hyperparameters flattened: a column per name, NaN for methods without it
     replay = split_runs[split_runs.method == "replay"]
     assert set(replay["hp.mem_size"]) == {200} and split_runs[split_runs.method == "naive"]["hp.mem_size"].isna().all()
@@ -47,6 +48,18 @@ def test_one_tidy_row_per_record(split_runs):
     row = split_runs.set_index("run_id").loc[record.run_id]
     assert row.acc == record.metrics.acc and row.seed == record.seed
     assert row.train_s == pytest.approx(sum(t.train_s for t in record.phase_timings))
+
+
+def test_setup_changes_name_the_overrides_of_the_preset():
+    """paper-robustness varies pmnist-10's setup with --set: each record names its changes."""
+    runs = clbench.load_records([REPO / "leaderboards" / "paper-robustness" / "records"])
+    base = "benchmark.train_samples_per_task=10000, training.epochs=1"
+    assert dict(runs.groupby("setup_changes").size()) == {
+        base: 39,  # 27 + the 12 made with benchmark.n_tasks=10, pmnist-10's own count: no change
+        f"benchmark.n_tasks=20, {base}": 12, f"benchmark.n_tasks=5, {base}": 12,
+        f"benchmark.train_samples_per_task=10000, model.hidden=[100,100], training.epochs=1": 12,
+        f"benchmark.train_samples_per_task=10000, model.hidden=[1000,1000], training.epochs=1": 12}
+    assert runs.groupby("setup_hash").setup_changes.nunique().eq(1).all()
 
 
 def test_order_and_input_kind_do_not_matter(split_runs):
