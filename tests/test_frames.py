@@ -60,6 +60,11 @@ def test_setup_changes_name_the_overrides_of_the_preset():
         f"benchmark.train_samples_per_task=10000, model.hidden=[100,100], training.epochs=1": 12,
         f"benchmark.train_samples_per_task=10000, model.hidden=[1000,1000], training.epochs=1": 12}
     assert runs.groupby("setup_hash").setup_changes.nunique().eq(1).all()
+    # the heading docs/protocols.md quotes is the committed table's
+    docs = " ".join((REPO / "docs" / "protocols.md").read_text().split())
+    quoted = re.search(r"e\.g\. `(pmnist-10 v1 with [^`]+)`", docs).group(1)
+    board = (REPO / "leaderboards" / "paper-robustness" / "leaderboard.md").read_text()
+    assert f"### Leaderboard: {quoted} (setup hash" in board
 
 
 def test_order_and_input_kind_do_not_matter(split_runs):
