@@ -72,13 +72,14 @@ def recorded_hyperparameters(method: str, hp: dict) -> dict:
     return get_registry().get(method).method.parse_hyperparameters(hp).model_dump(mode="json")
 
 
-def committed_acc(protocol: str, method: str, hp: dict, seeds) -> dict[int, float]:
-    """ACC (%) of the committed standardised records of this setting, by seed."""
+def committed_acc(protocol: str, method: str, hp: dict, seeds, protocol_hash: str | None = None) -> dict[int, float]:
+    """ACC (%) of the committed records of this setting, by seed: runs of the preset itself,
+    or of the protocol whose hash is `protocol_hash` (the preset with --set overrides)."""
     wanted = recorded_hyperparameters(method, hp)
-    records = _committed_records(protocol)
-    return {r.seed: 100 * r.metrics.acc for r in records
+    protocol_hash = protocol_hash or get_protocol(protocol).hash
+    return {r.seed: 100 * r.metrics.acc for r in _committed_records(protocol)
             if r.method.name == method and r.method.hyperparameters == wanted and r.seed in seeds
-            and r.protocol["environment"]["kind"] == "sequential"}
+            and r.protocol["hash"] == protocol_hash}
 
 
 def _tables(protocol: str, runs: pd.DataFrame) -> str:
