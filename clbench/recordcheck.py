@@ -83,6 +83,15 @@ def _differences(stored: Any, expected: Any, where: str) -> list[tuple[str, Any,
     return []
 
 
+def _phase_limits(protocol, index: int, n: int, memory: int) -> dict[str, int]:
+    """What the protocol fixes of phase `index`'s audit entry, for a phase of `n` samples."""
+    t = protocol.training
+    return {"phase": index, "phase_samples": n,
+            "step_limit": step_limit(t.epochs, t.batch_size, n, memory, t.iterations),
+            "forward_limit": forward_limit(t.epochs, t.batch_size, n, memory, t.iterations),
+            "stored_limit": stored_limit(memory)}
+
+
 def _check_audit(record, protocol) -> None:
     audit = record.audit
     if audit.rules_version != RULES_VERSION:
@@ -94,15 +103,9 @@ def _check_audit(record, protocol) -> None:
     if audit.declared_exemplars != memory:
         raise ValueError(f"audit.declared_exemplars {audit.declared_exemplars} is not the method's "
                          f"stored_exemplars {memory}")
-    epochs, batch, iterations = (protocol.training.epochs, protocol.training.batch_size,
-                                 protocol.training.iterations)
     for index, phase in enumerate(audit.phases):
         where = f"audit.phases.{index}"
-        n = sum(record.environment_matrix[index])
-        expected = {"phase": index, "phase_samples": n,
-                    "step_limit": step_limit(epochs, batch, n, memory, iterations),
-                    "forward_limit": forward_limit(epochs, batch, n, memory, iterations),
-                    "stored_limit": stored_limit(memory)}
+        expected = _phase_limits(protocol, index, sum(record.environment_matrix[index]), memory)
         for name, value in expected.items():
             if getattr(phase, name) != value:
                 raise ValueError(f"{where}.{name} is {getattr(phase, name)}, the protocol gives {value}")
@@ -171,15 +174,9 @@ def _check_audit_state(state, protocol, seed: int, memory: int, done: int) -> No
         raise ValueError("the audit state is missing")
     phases = state.get("phases")
     _list_of(phases, done, "audit phases")
-    epochs, batch, iterations = (protocol.training.epochs, protocol.training.batch_size,
-                                 protocol.training.iterations)
     matrix = protocol.env_matrix(seed)
     for index, phase in enumerate(phases):
-        n = sum(matrix[index])
-        limits = {"phase": index, "phase_samples": n,
-                  "step_limit": step_limit(epochs, batch, n, memory, iterations),
-                  "forward_limit": forward_limit(epochs, batch, n, memory, iterations),
-                  "stored_limit": stored_limit(memory)}
+        limits = _phase_limits(protocol, index, sum(matrix[index]), memory)
         if not isinstance(phase, dict) or any(phase.get(k) != v for k, v in limits.items()) \
                 or phase.get("verdict") != "pass":
             raise ValueError(f"audit phase {index} does not match the protocol's limits")
